@@ -1,0 +1,122 @@
+"""The one LightningModule: any image-classification nn.Module plus loss, metrics and optimizer.
+
+Optimizer and scheduler arrive as ``functools.partial`` objects built from ``_partial_`` configs and
+are finished in ``configure_optimizers``; nothing model-specific lives here.
+"""
+
+import inspect
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from convlab.errors import ConvlabError
+
+# Scheduler arguments that mean "the length of training"; left unset in a config, they are filled
+# with the run's number of optimizer steps (convlab steps every scheduler once per batch).
+_LENGTH_ARGS = ("total_steps", "T_max", "total_iters")
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy classifier: ``forward`` takes raw uint8 images, preprocessing included.
+
+    Metrics are torchmetrics objects logged at epoch level, so nothing syncs per step and DDP ranks
+    are reduced once, correctly, at the end of each epoch.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        preprocess: nn.Module,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        label_smoothing: float = 0.0,
+        channels_last: bool = False,
+        record: dict | None = None,
+    ):
+        super().__init__()
+        self.net, self.preprocess = net, preprocess
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.label_smoothing = label_smoothing
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # plain containers (resolved config, model choice) stored in checkpoints to rebuild the run
+        self.record = record or {}
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        # one metric object per stage (nn.Module attributes, so they follow the model's device);
+        # NaN must propagate into the epoch loss, not be dropped with a warning
+        accuracy = MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")})
+        for stage in ("train", "val", "test"):
+            setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
+            if stage != "train":  # training accuracy would cost an argmax per step for little
+                setattr(self, f"{stage}_acc", accuracy.clone(prefix=f"{stage}/"))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, H, W) or (N, C, H, W) -> logits (N, num_classes)."""
+        return self.net(self.preprocess(images).contiguous(memory_format=self.memory_format))
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        smoothing = self.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        mean_loss = getattr(self, f"{stage}_loss")
+        mean_loss.update(loss.detach(), weight=len(labels))
+        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=stage != "test")
+        if stage != "train":
+            accuracy = getattr(self, f"{stage}_acc")
+            accuracy.update(logits, labels)
+            self.log_dict(accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def _stop_if_diverged(self) -> None:
+        """Raise before a checkpoint could save non-finite weights; checked once per epoch."""
+        loss = self.train_loss
+        if loss.update_called and not math.isfinite(value := float(loss.compute())):
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            raise ConvlabError(
+                f"training diverged: train/loss became {value} in epoch {self.current_epoch} "
+                f"(lr {lr:g}); lower optimizer.lr. The last good checkpoint is kept"
+            )
+
+    def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._stop_if_diverged()
+
+    def on_train_epoch_end(self) -> None:
+        self._stop_if_diverged()
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        accepted = inspect.signature(self.scheduler_factory.func).parameters
+        given = self.scheduler_factory.keywords
+        length = {
+            a: int(self.trainer.estimated_stepping_batches)
+            for a in _LENGTH_ARGS
+            if a in accepted and given.get(a) is None
+        }
+        scheduler = self.scheduler_factory(optimizer, **length)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["convlab"] = {**self.record, "preprocess": self.preprocess.config}

@@ -1,0 +1,106 @@
+"""The one batch preprocessing module: uint8 images in, normalized float images out, on the device.
+
+The DataModule, the classifier, the callbacks, the benchmarks and prediction all call the same
+module, and it travels inside every checkpoint, so a checkpoint alone classifies raw 28x28 bytes.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convlab.models.layers import as_pair
+
+
+class Augment(nn.Module):
+    """Random flips, translations and erasing, per sample, drawn on the batch's device.
+
+    Draws from torch's global generator, which convlab reseeds from (seed, epoch) at every epoch
+    start, so runs and resumed runs see the same augmentations.
+    """
+
+    def __init__(self, flip: bool = False, translate: int = 0, erase_p: float = 0.0):
+        super().__init__()
+        self.flip, self.translate, self.erase_p = flip, translate, erase_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W) float
+        n, _, h, w = x.shape
+        if self.flip:
+            flip = torch.rand(n, 1, 1, 1, device=x.device) < 0.5
+            x = torch.where(flip, x.flip(-1), x)
+        if self.translate:
+            x = self._translate(x, self.translate)
+        if self.erase_p:
+            x = self._erase(x)
+        return x
+
+    @staticmethod
+    def _translate(x: torch.Tensor, t: int) -> torch.Tensor:
+        """Shift each image by up to t pixels in each direction, filling with black."""
+        n, c, h, w = x.shape
+        padded = F.pad(x, (t, t, t, t))  # (N, C, H+2t, W+2t)
+        dy, dx = torch.randint(0, 2 * t + 1, (2, n, 1), device=x.device)
+        rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None].expand(n, c, h, w + 2 * t)
+        cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :].expand(n, c, h, w)
+        return padded.gather(2, rows).gather(3, cols)  # (N, C, H, W)
+
+    def _erase(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero a random rectangle of 2-33% of the image in a fraction erase_p of the samples."""
+        n, _, h, w = x.shape
+        area = torch.empty(n, device=x.device).uniform_(0.02, 0.33) * h * w
+        ratio = (
+            torch.empty(n, device=x.device).uniform_(-1.2, 1.2).exp()
+        )  # log-uniform in [0.3, 3.3]
+        eh = (area * ratio).sqrt().clamp(1, h).long()
+        ew = (area / ratio).sqrt().clamp(1, w).long()
+        y0 = (torch.rand(n, device=x.device) * (h - eh + 1)).long()
+        x0 = (torch.rand(n, device=x.device) * (w - ew + 1)).long()
+        ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        in_y = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])  # (N, H)
+        in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])  # (N, W)
+        chosen = torch.rand(n, device=x.device) < self.erase_p
+        mask = (in_y[:, :, None] & in_x[:, None, :] & chosen[:, None, None])[:, None]  # (N,1,H,W)
+        return x.masked_fill(mask, 0.0)
+
+
+class Preprocess(nn.Module):
+    """uint8 (N, H, W) or (N, C, H, W) -> float (N, channels, *size), resized and normalized.
+
+    Resizing is bilinear with antialiasing, as torchvision's Resize on PIL images, so results match
+    the book's pipeline; augmentation runs only in training mode.
+    """
+
+    def __init__(
+        self,
+        size: int | list[int] = 28,
+        mean: float = 0.0,
+        std: float = 1.0,
+        channels: int = 1,
+        augment: dict | None = None,
+    ):
+        super().__init__()
+        self.size, self.channels = as_pair(size), channels
+        # plain containers only: this dict is stored in checkpoints to rebuild the module
+        self.config = {
+            "size": list(self.size),
+            "mean": mean,
+            "std": std,
+            "channels": channels,
+            "augment": dict(augment) if augment else None,
+        }
+        self.register_buffer("mean", torch.tensor(float(mean)), persistent=False)
+        self.register_buffer("std", torch.tensor(float(std)), persistent=False)
+        self.augment = Augment(**augment) if augment else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
+        x = x.float().div_(255)
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(
+                x, size=self.size, mode="bilinear", antialias=True, align_corners=False
+            )
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)  # grey -> RGB for 3-channel networks
+        if self.augment is not None and self.training:
+            x = self.augment(x)  # before normalizing, so shifted-in and erased pixels are black
+        return (x - self.mean) / self.std

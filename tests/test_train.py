@@ -1,0 +1,138 @@
+"""End-to-end runs through the Python API (the same composition as the CLI), on synthetic data."""
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from convlab.config import CONF_DIR
+from convlab.errors import ConvlabError
+from convlab.train import run
+from tests.conftest import TINY
+
+MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+def tiny_run(run_dir: Path, *overrides: str) -> dict:
+    return run(overrides=[*TINY, f"hydra.run.dir={run_dir}", *overrides])
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_every_model_config_runs_at_its_own_input_size(model, run_dir):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        size = max(compose("train", [f"model={model}"]).model.get("min_input_size", 1), 28)
+    record = tiny_run(
+        run_dir,
+        f"model={model}",
+        f"data.resize={size}",
+        "trainer.fast_dev_run=true",
+        "data.batch_size=4",
+        "data.eval_batch_size=4",
+    )
+    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0 and record["model"]["params"] > 0
+
+
+def test_run_writes_the_run_directory(run_dir):
+    record = tiny_run(run_dir, "trainer.max_epochs=2")
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["metrics"] == record["metrics"]
+    assert {"val/acc", "val/loss", "test/acc", "test/loss"} <= set(saved["metrics"])
+    assert [r["epoch"] for r in saved["history"]] == [0, 1] and saved["epochs_run"] == 2
+    assert saved["tested"] == "best-val checkpoint"
+    assert saved["model"] == {"name": "lenet_modern", "class": "LeNet", "params": 61706}
+    assert "trainer.max_epochs=2" in saved["overrides"]
+    assert set(saved["timing"]) == {"fit_s", "wall_s"} and "git_commit" in saved["environment"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert Path(saved["paths"]["checkpoint"]).is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_checkpoints_hold_plain_containers_and_rebuild_preprocessing(run_dir):
+    tiny_run(run_dir, "data.resize=32")
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["convlab"]["model_name"] == "lenet_modern"
+    assert ckpt["convlab"]["preprocess"]["size"] == [32, 32]
+    assert ckpt["convlab"]["config"]["data"]["resize"] == 32
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(tmp_path):
+    a = tiny_run(tmp_path / "a", "trainer.max_epochs=2", "augment=erase")
+    b = tiny_run(tmp_path / "b", "trainer.max_epochs=2", "augment=erase")
+    assert a["metrics"] == b["metrics"] and a["history"] == b["history"]
+
+
+def test_evaluate_a_checkpoint(tmp_path):
+    trained = tiny_run(tmp_path / "a")
+    evaluated = tiny_run(
+        tmp_path / "b", "train=false", f"ckpt_path={trained['paths']['checkpoint']}"
+    )
+    assert evaluated["metrics"]["test/acc"] == trained["metrics"]["test/acc"]
+    assert evaluated["tested"] == "the given checkpoint"
+
+
+def test_evaluating_with_another_models_config_says_which_model(tmp_path):
+    trained = tiny_run(tmp_path / "a")
+    with pytest.raises(ConvlabError, match="model=lenet_modern"):
+        tiny_run(
+            tmp_path / "b",
+            "train=false",
+            f"ckpt_path={trained['paths']['checkpoint']}",
+            "model=small_cnn",
+        )
+
+
+def test_a_pickled_payload_is_refused_and_never_runs(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}, "x": Payload()}, bad)
+    with pytest.raises(ConvlabError, match="refusing to load"):
+        tiny_run(tmp_path / "b", "train=false", f"ckpt_path={bad}")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_hparams_tab_gets_config_and_final_metrics(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    record = tiny_run(run_dir)
+    tags, hparams = set(), {}
+    for events in run_dir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+        with contextlib.suppress(KeyError):  # only the file written at the end holds HPARAMS
+            hparams |= acc.PluginTagToContent("hparams")
+    assert b"model.activation" in hparams["_hparams_/session_start_info"]
+    assert {"val/acc", "train/loss", "hp/test_acc", "hp/val_acc"} <= tags
+    assert record["metrics"]["test/acc"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=0", "data.batch_size=0 is invalid: expected a positive integer"),
+        ("data.batch_size=abc", "data.batch_size=abc is invalid"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is invalid: expected a positive number"),
+        ("data.resize=0", "data.resize=0 is invalid"),
+        ("data.resize=8", "data.resize=8 is too small for model LeNet: it needs at least 12x12"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
+    ],
+)
+def test_nonsense_values_fail_before_training(run_dir, override, message):
+    with pytest.raises(ConvlabError, match=message):
+        tiny_run(run_dir, override)
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(run_dir):
+    with pytest.raises(ConvlabError, match="training diverged.*lower optimizer.lr"):
+        tiny_run(run_dir, "optimizer.lr=1e6", "scheduler=none", "trainer.max_epochs=3")
+    for ckpt in (run_dir / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values())
