@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from convlab.config import expand_resume
+from convlab.config import check_output_dirs, expand_resume
 from convlab.errors import ConvlabError
 from convlab.train import run
 
@@ -29,6 +29,7 @@ def main(cfg: DictConfig) -> float:
 if __name__ == "__main__":
     try:
         sys.argv[1:] = expand_resume(sys.argv[1:])
+        check_output_dirs(sys.argv[1:])
     except ConvlabError as e:
         sys.exit(f"convlab: error: {e}")
     main()

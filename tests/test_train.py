@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from convlab.config import CONF_DIR
 from convlab.errors import ConvlabError
 from convlab.train import run
-from tests.conftest import TINY
+from tests.conftest import TINY, needs_real_data
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
@@ -136,3 +136,33 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
     for ckpt in (run_dir / "checkpoints").glob("*.ckpt"):
         state = torch.load(ckpt, weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values())
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_config_runs(experiment, run_dir):
+    record = tiny_run(
+        run_dir,
+        f"experiment={experiment}",
+        "data=synthetic",
+        "trainer.fast_dev_run=true",
+        "data.batch_size=4",
+        "data.eval_batch_size=4",
+    )
+    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
+
+
+@needs_real_data
+def test_short_training_on_the_real_fashion_mnist(run_dir):
+    record = run(
+        overrides=[
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=150",
+            "trainer.enable_progress_bar=false",
+            "callbacks.dashboards=null",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    assert record["metrics"]["test/acc"] > 0.75  # chance is 0.10

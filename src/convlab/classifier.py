@@ -65,15 +65,17 @@ class Classifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         smoothing = self.label_smoothing if stage == "train" else 0.0
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        losses = F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
         mean_loss = getattr(self, f"{stage}_loss")
-        mean_loss.update(loss.detach(), weight=len(labels))
+        # per-sample losses, not a weighted batch mean: MeanMetric ignores `weight` when
+        # nan_strategy="disable" (torchmetrics 1.9), and uneven batches would skew the epoch mean
+        mean_loss.update(losses.detach())
         self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=stage != "test")
         if stage != "train":
             accuracy = getattr(self, f"{stage}_acc")
             accuracy.update(logits, labels)
             self.log_dict(accuracy, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return losses.mean()
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -85,7 +87,7 @@ class Classifier(L.LightningModule):
         self._step(batch, "test")
 
     def _stop_if_diverged(self) -> None:
-        """Raise before a checkpoint could save non-finite weights; checked once per epoch."""
+        """Raise before the epoch's checkpoint is saved (callbacks run after this hook)."""
         loss = self.train_loss
         if loss.update_called and not math.isfinite(value := float(loss.compute())):
             lr = self.trainer.optimizers[0].param_groups[0]["lr"]
@@ -93,10 +95,6 @@ class Classifier(L.LightningModule):
                 f"training diverged: train/loss became {value} in epoch {self.current_epoch} "
                 f"(lr {lr:g}); lower optimizer.lr. The last good checkpoint is kept"
             )
-
-    def on_validation_epoch_start(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._stop_if_diverged()
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_diverged()

@@ -1,5 +1,6 @@
 """Composing, checking and resuming configs: everything between the command line and a run."""
 
+import os
 from numbers import Real
 from pathlib import Path
 
@@ -97,6 +98,30 @@ def net_config(model_cfg: DictConfig) -> dict:
     cfg = OmegaConf.to_container(model_cfg, resolve=True)
     cfg.pop("min_input_size", None)
     return cfg
+
+
+_OUTPUT_KEYS = ("hydra.run.dir=", "hydra.sweep.dir=", "paths.log_dir=", "paths.root_dir=")
+
+
+def check_output_dirs(overrides: list[str]) -> None:
+    """Refuse an output directory that cannot be created, before Hydra tries and prints a traceback.
+
+    Hydra creates the run directory before convlab runs, so this looks at the overrides that name
+    one: the nearest existing ancestor must be a writable directory.
+    """
+    for override in overrides:
+        if not override.startswith(_OUTPUT_KEYS) or "${" in override:
+            continue
+        key, value = override.split("=", 1)
+        existing = Path(value).absolute()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise ConvlabError(
+                f"{key}={value} cannot be created: {existing} is "
+                f"{'not a directory' if not existing.is_dir() else 'not writable'}; "
+                f"choose another {key}"
+            )
 
 
 def expand_resume(overrides: list[str]) -> list[str]:

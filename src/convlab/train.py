@@ -1,6 +1,8 @@
 """run(cfg): the one place that wires data, model, classifier and trainer together."""
 
+import logging
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +20,13 @@ from convlab.classifier import Classifier
 from convlab.config import CONF_DIR, compose_run, model_choice, net_config, validate
 from convlab.errors import ConvlabError
 from convlab.record import environment, write_json
+
+# Lightning advertises a cloud logger at every Trainer start, and its pytree helper trips a torch
+# deprecation warning: noise in every run's output, nothing a user can act on.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage()
+)
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
@@ -122,7 +131,10 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
         model_name,
         timing={"fit_s": fit_s, "wall_s": time.perf_counter() - started},
     )
-    _finish(trainer, run_dir, record)
+    log_dir = Path(cfg.paths.log_dir).resolve()
+    _finish(
+        trainer, run_dir, log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir, record
+    )
     return record
 
 
@@ -152,7 +164,7 @@ def _record(cfg, classifier, epochs, test_metrics, tested, model_name, timing) -
 
 
 @rank_zero_only
-def _finish(trainer: L.Trainer, run_dir: Path, record: dict) -> None:
+def _finish(trainer: L.Trainer, run_dir: Path, logdir: Path, record: dict) -> None:
     """Rank 0 writes metrics.json, sends the final metrics to TensorBoard's HPARAMS tab, and says
     where everything is."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +181,7 @@ def _finish(trainer: L.Trainer, run_dir: Path, record: dict) -> None:
     if acc is not None:
         print(f"test/acc {acc:.4f} ({record['tested']}, epoch {record['best_epoch']})")
     print(f"run directory: {run_dir}")
-    print(f"dashboards: tensorboard --logdir {run_dir.parent.parent}")
+    print(f"dashboards: tensorboard --logdir {logdir}")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -29,7 +29,7 @@ def _open(path: Path):
 
 
 def _read_at_most(f, n: int) -> bytes:
-    """Read up to n bytes in chunks, so memory follows the file's real size, not its header's claim."""
+    """Read up to n bytes in chunks: memory follows the file's real size, not its header's claim."""
     chunks, left = [], n
     while left > 0 and (chunk := f.read(min(left, _CHUNK))):
         chunks.append(chunk)

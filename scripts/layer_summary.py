@@ -1,0 +1,34 @@
+"""Print the book-style layer table of a configured model.
+
+    python scripts/layer_summary.py model=vgg11 data.resize=224
+
+Takes the same overrides as train.py and composes the same config, so the table shows exactly the
+network a run would train, at its input size.
+"""
+
+import sys
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from convlab.config import CONF_DIR, net_config, validate
+from convlab.errors import ConvlabError
+from convlab.models.layers import as_pair
+from convlab.summary import layer_table
+
+
+def main(overrides: list[str]) -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    validate(cfg)
+    net = instantiate(net_config(cfg.model))
+    h, w = as_pair(cfg.data.resize)
+    print(f"{cfg.model._target_} on a (1, {cfg.data.channels}, {h}, {w}) input")
+    print(layer_table(net, (1, cfg.data.channels, h, w)))
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except ConvlabError as e:
+        sys.exit(f"convlab: error: {e}")

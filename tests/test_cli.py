@@ -1,0 +1,77 @@
+"""The command line as a user meets it: multiruns, and one-line errors with a non-zero exit."""
+
+import json
+
+import pytest
+
+from tests.conftest import TINY, cli
+
+
+@pytest.mark.slow
+def test_four_run_multirun_through_the_cli(tmp_path):
+    out = cli(
+        "-m",
+        *TINY,
+        "model=lenet",
+        "model.activation=sigmoid,relu",
+        "model.pool=avg,max",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert out.returncode == 0, out.stderr
+    jobs = sorted(p.parent.name for p in tmp_path.glob("*/metrics.json"))
+    assert len(jobs) == 4
+    # job directories (and so TensorBoard run names) say their overrides
+    assert any("model.activation=relu" in j and "model.pool=max" in j for j in jobs)
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*/metrics.json")]
+    assert {tuple(o for o in r["overrides"] if o.startswith("model.")) for r in records} == {
+        (f"model.activation={a}", f"model.pool={p}")
+        for a in ("sigmoid", "relu")
+        for p in ("avg", "max")
+    }
+
+
+def one_line_error(out) -> str:
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.strip().splitlines() if line.startswith("convlab: error:")]
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data.batch_size=0"], "data.batch_size=0 is invalid"),
+        (["data.batch_size=abc"], "data.batch_size=abc is invalid"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1 is invalid"),
+        (["data.resize=0"], "data.resize=0 is invalid"),
+        (["model=vgg11"], "data.resize=28 is too small for model VGG"),
+        (
+            ["data=fashion_mnist", "data.root=/nonexistent", "data.system_dir=null"],
+            "FashionMNIST not found",
+        ),
+        (["resume=/nonexistent/run"], "not a convlab run directory"),
+        (
+            ["train=false", "ckpt_path=/nonexistent.ckpt"],
+            "checkpoint /nonexistent.ckpt does not exist",
+        ),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, args, message):
+    out = cli(*TINY, f"hydra.run.dir={tmp_path / 'run'}", *args)
+    assert message in one_line_error(out)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_unwritable_output_directory(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    out = cli(*TINY, f"hydra.run.dir={tmp_path / 'file' / 'run'}")
+    assert "is not a directory" in one_line_error(out)
+    assert (tmp_path / "file").read_text() == "not a directory"
+
+
+def test_unknown_model_lists_the_choices():
+    out = cli("model=resnet1000")
+    assert out.returncode != 0
+    assert "Could not find 'model/resnet1000'" in out.stderr
+    assert "lenet_modern" in out.stderr and "resnet18" in out.stderr

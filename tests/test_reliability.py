@@ -1,0 +1,84 @@
+"""Crashes, full disks, DDP and reproducibility (issue 6)."""
+
+import errno
+import json
+import os
+
+import pytest
+import torch
+
+import convlab.checkpoint_io
+from convlab.errors import ConvlabError
+from convlab.train import run
+from tests.conftest import TINY, cli
+
+# 3 epochs of 3 steps; the kill lands in the middle of the third epoch (after step 7 of 9)
+RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", "data.resize=32"]
+
+
+def comparable(record: dict) -> dict:
+    """A metrics.json without what legitimately differs between two identical runs."""
+    return {k: v for k, v in record.items() if k not in ("timing", "paths", "overrides")}
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
+    # vgg_small has dropout and the run augments: the RNG streams must survive the restart too
+    full = cli(*RESUMABLE, f"hydra.run.dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr
+    killed = cli(
+        *RESUMABLE,
+        f"hydra.run.dir={tmp_path / 'killed'}",
+        "+callbacks.kill._target_=tests.helpers.KillAt",
+        "+callbacks.kill.step=7",
+    )
+    assert killed.returncode == -9 and not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = cli(f"resume={tmp_path / 'killed'}", "~callbacks.kill")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "killed"))
+    assert [r["epoch"] for r in b["history"]] == [0, 1, 2]
+    assert comparable(a) == comparable(b)
+
+
+def test_a_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync_then_fill_the_disk(fd):
+        calls["n"] += 1
+        if calls["n"] > 2:  # epoch 0 writes best and last; epoch 1 finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(convlab.checkpoint_io.os, "fsync", fsync_then_fill_the_disk)
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConvlabError, match="could not write checkpoint .*No space left on device"):
+        run(overrides=[*TINY, "trainer.max_epochs=3", f"hydra.run.dir={run_dir}"])
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 0
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_trains_and_evaluates_like_one_process(tmp_path):
+    trained = cli(*TINY, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}")
+    assert trained.returncode == 0, trained.stderr
+    run_dirs = [p.parent for p in tmp_path.rglob("metrics.json")]
+    assert run_dirs == [tmp_path / "ddp"]  # one directory per run, not per rank
+    ckpt = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["paths"]["checkpoint"]
+    accs = {}
+    for name, trainer in (("one", "trainer=cpu"), ("two", "trainer=ddp_cpu")):
+        out = cli(
+            *TINY,
+            trainer,
+            "train=false",
+            f"ckpt_path={ckpt}",
+            "trainer.limit_test_batches=null",
+            "data.eval_batch_size=64",
+            f"hydra.run.dir={tmp_path / name}",
+        )
+        assert out.returncode == 0, out.stderr
+        accs[name] = json.loads((tmp_path / name / "metrics.json").read_text())["metrics"]
+    assert 0.0 < accs["one"]["test/acc"] < 1.0  # a real measurement, not a saturated one
+    assert accs["two"]["test/acc"] == pytest.approx(accs["one"]["test/acc"], abs=1e-6)
+    assert accs["two"]["test/loss"] == pytest.approx(accs["one"]["test/loss"], abs=1e-5)
