@@ -24,6 +24,7 @@ TINY = [
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
+    "callbacks.dashboards=null",
 ]
 
 

@@ -166,3 +166,18 @@ def test_short_training_on_the_real_fashion_mnist(run_dir):
         ]
     )
     assert record["metrics"]["test/acc"] > 0.75  # chance is 0.10
+
+
+def test_a_checkpoint_alone_classifies_raw_images(run_dir):
+    from convlab.data.datamodule import SyntheticDataModule
+    from convlab.inference import load_classifier
+
+    record = tiny_run(run_dir, "data.resize=40", "trainer.max_epochs=2")
+    model = load_classifier(record["paths"]["checkpoint"])
+    dm = SyntheticDataModule(val_size=200)
+    dm.setup()
+    images, labels = dm.splits["test"]  # raw (N, 28, 28) uint8: the checkpoint resizes to 40
+    predicted = model.predict(images)
+    accuracy = sum(p == str(int(y)) for p, y in zip(predicted, labels)) / len(labels)
+    assert images.dtype == torch.uint8 and len(predicted) == len(labels)
+    assert accuracy == pytest.approx(record["metrics"]["test/acc"], abs=1e-6)

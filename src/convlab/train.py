@@ -41,10 +41,14 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         label_smoothing=cfg.module.label_smoothing,
         channels_last=cfg.module.channels_last,
-        record={"config": OmegaConf.to_container(cfg, resolve=True), "model_name": model_choice()},
+        record={
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "model_name": model_choice(),
+            "class_names": datamodule.class_names,
+        },
     )
     if cfg.module.compile:
-        classifier.net = torch.compile(classifier.net)
+        classifier.net.compile()  # in place: checkpoints keep the uncompiled parameter names
     return datamodule, classifier
 
 

@@ -1,0 +1,146 @@
+"""The TensorBoard dashboards: what a run writes, and the prediction logic behind the pictures."""
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+from torch import nn
+
+from convlab.callbacks.dashboards import confusion, conv_outputs, predict
+from convlab.callbacks.pictures import (
+    confusion_figure,
+    feature_map_grid,
+    filter_grid,
+    prediction_grid,
+)
+from convlab.classifier import Classifier
+from convlab.config import CONF_DIR, net_config
+from convlab.data.preprocess import Preprocess
+from convlab.errors import ConvlabError
+from convlab.train import run
+from tests.conftest import TINY
+
+DASHBOARDS_ON = [o for o in TINY if not o.startswith("callbacks.dashboards")]
+MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+PNG = b"\x89PNG"
+
+
+def logged_images(run_dir: Path) -> dict[str, list]:
+    """Tag -> every image event written under it, from all of the run's event files."""
+    images: dict[str, list] = {}
+    for events in run_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={IMAGES: 0})  # 0: keep them all
+        accumulator.Reload()
+        for tag in accumulator.Tags()["images"]:
+            images.setdefault(tag, []).extend(accumulator.Images(tag))
+    return images
+
+
+def test_a_run_draws_every_dashboard_after_its_validation_epochs_and_after_testing(run_dir):
+    run(
+        overrides=[
+            *DASHBOARDS_ON,
+            f"hydra.run.dir={run_dir}",
+            "trainer.max_epochs=2",
+            "callbacks.dashboards.every_n_epochs=2",
+            "callbacks.dashboards.classes=[2,'7']",  # an index and a (synthetic) class name
+        ]
+    )
+    images = logged_images(run_dir)
+    steps_per_epoch = 3  # trainer.limit_train_batches
+    # LeNet: 6 kernels of 5x5 and 6 maps of 28x28 in one row, 16 maps of 10x10 in two rows of 8;
+    # tiles are enlarged to 60 and 56 pixels and framed by 2
+    expected = {
+        "predictions": None,
+        "confusion_matrix": None,
+        "filters/conv1": (374, 64),
+        "activations/conv1/2": (350, 60),
+        "activations/conv1/7": (350, 60),
+        "activations/conv2/2": (498, 126),
+        "activations/conv2/7": (498, 126),
+    }
+    assert set(images) == {f"{stage}/{name}" for stage in ("val", "test") for name in expected}
+    for tag, events in images.items():
+        (event,) = events  # validation in epoch 1 only (not 0), and testing once
+        assert event.step == 2 * steps_per_epoch
+        assert event.encoded_image_string.startswith(PNG)
+        size = expected[tag.split("/", 1)[1]]
+        if size is None:  # figures: a readable size, whatever matplotlib's layout makes of it
+            assert event.width >= 600 and event.height >= 500, tag
+        else:
+            assert (event.width, event.height) == size, tag
+
+
+def test_an_unknown_class_is_refused_with_the_key_and_the_choices(run_dir):
+    with pytest.raises(ConvlabError, match=r"callbacks.dashboards.classes: 'Sweater' .* 0-9"):
+        run(
+            overrides=[
+                *DASHBOARDS_ON,
+                f"hydra.run.dir={run_dir}",
+                "callbacks.dashboards.classes=[Sweater]",
+            ]
+        )
+
+
+class AlwaysThree(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(torch.full((len(x),), 3), 10).float()
+
+
+def test_a_net_that_always_says_3_fills_one_column_and_every_other_class_is_marked_wrong():
+    classifier = Classifier(
+        AlwaysThree(), Preprocess(), num_classes=10, optimizer=partial(torch.optim.SGD, lr=0.1)
+    )
+    images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    names = [f"class{i}" for i in range(10)]
+
+    predicted = predict(classifier, images, batch_size=7)  # batches of 7, 7 and 6
+    matrix = confusion(predicted, labels, num_classes=10)
+    counts = matrix.compute()  # (true, predicted)
+    assert predicted.tolist() == [3] * 20
+    assert counts[:, 3].tolist() == [2] * 10 and counts.sum() == 20
+    assert confusion_figure(matrix, names).axes[0].get_title() == "accuracy 0.1000 on 20 images"
+
+    figure = prediction_grid(images, predicted, labels, names)
+    drawn = figure.axes[:20]
+    assert [len(ax.images) for ax in figure.axes] == [1] * 20 + [0] * 4  # 3 rows of 8
+    assert [ax.title.get_color() for ax in drawn] == ["black" if y == 3 else "red" for y in labels]
+    assert drawn[0].get_title() == "class3\n(true: class0)" and drawn[3].get_title() == "class3"
+
+
+class RegisteredBackwards(nn.Module):
+    """The layer that runs first is registered last, as a ResNet's shortcut conv can be."""
+
+    def __init__(self):
+        super().__init__()
+        self.second = nn.Conv2d(4, 8, 3)
+        self.first = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        return self.second(self.first(x))
+
+
+def test_conv_layers_are_found_in_the_order_the_forward_pass_runs_them():
+    net = RegisteredBackwards()
+    (first, first_maps), (second, second_maps) = conv_outputs(net, torch.zeros(2, 1, 9, 9), 2)
+    assert first is net.first and second is net.second
+    assert first_maps.shape == (2, 4, 7, 7) and second_maps.shape == (2, 8, 5, 5)
+    assert not net.first._forward_hooks and not net.second._forward_hooks
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_every_model_has_filters_and_feature_maps_to_draw(model):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        size = max(compose("train", [f"model={model}"]).model.get("min_input_size", 1), 28)
+        cfg = compose("train", [f"model={model}", f"data.resize={size}"])
+    net = instantiate(net_config(cfg.model)).eval()
+    with torch.no_grad():
+        (first, maps), (_, second_maps) = conv_outputs(net, torch.rand(1, 1, size, size), 2)
+    assert first.in_channels == 1 and maps.shape[:2] == (1, first.out_channels)
+    assert filter_grid(first.weight).shape[0] == 3 and feature_map_grid(second_maps[0]).dim() == 3
