@@ -115,3 +115,13 @@ def test_synthetic_rgb():
     dm = SyntheticDataModule(channels=3, num_train=100, num_test=20, val_size=10)
     dm.setup()
     assert dm.splits["train"][0].shape == (90, 3, 28, 28)
+
+
+def test_the_same_module_serves_mnist(idx_dir):
+    dm = make(idx_dir, name="MNIST")
+    assert dm.class_names[0] == "0 - zero" and len(dm.splits["test"][0]) == 50
+
+
+def test_unknown_dataset_name(idx_dir):
+    with pytest.raises(ConvlabError, match="data.name='Nope' is not a torchvision dataset"):
+        make(idx_dir, name="Nope")
