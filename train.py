@@ -11,6 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from convlab.config import check_output_dirs, expand_resume
+from convlab.distributed import one_job_command_line
 from convlab.errors import ConvlabError
 from convlab.train import run
 
@@ -19,7 +20,8 @@ from convlab.train import run
 def main(cfg: DictConfig) -> float:
     """Returns val/acc, the objective of hyperparameter searches."""
     try:
-        return run(cfg)["metrics"].get("val/acc", float("nan"))
+        with one_job_command_line():  # DDP ranks re-run this job, not the sweep
+            return run(cfg)["metrics"].get("val/acc", float("nan"))
     except ConvlabError as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep records this job as failed and goes on

@@ -82,3 +82,22 @@ def test_ddp_on_two_cpu_processes_trains_and_evaluates_like_one_process(tmp_path
     assert 0.0 < accs["one"]["test/acc"] < 1.0  # a real measurement, not a saturated one
     assert accs["two"]["test/acc"] == pytest.approx(accs["one"]["test/acc"], abs=1e-6)
     assert accs["two"]["test/loss"] == pytest.approx(accs["one"]["test/loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_ddp_multirun_writes_one_directory_per_job(tmp_path):
+    out = cli(
+        "-m",
+        *TINY,
+        "trainer=ddp_cpu",
+        "seed=0,1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    )
+    assert out.returncode == 0, out.stderr
+    jobs = sorted(p.parent for p in tmp_path.rglob("metrics.json"))
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
+    assert all(j.parent == tmp_path / "sweep" for j in jobs)
+    assert not (tmp_path / "logs").exists()  # the ranks re-ran the job, not a second sweep
+    seeds = [json.loads((j / "metrics.json").read_text())["overrides"] for j in jobs]
+    assert ["seed=0" in s for s in seeds] == [True, False]
