@@ -178,6 +178,14 @@ def test_a_checkpoint_alone_classifies_raw_images(run_dir):
     dm.setup()
     images, labels = dm.splits["test"]  # raw (N, 28, 28) uint8: the checkpoint resizes to 40
     predicted = model.predict(images)
-    accuracy = sum(p == str(int(y)) for p, y in zip(predicted, labels)) / len(labels)
+    accuracy = sum(p == str(int(y)) for p, y in zip(predicted, labels, strict=True)) / len(labels)
     assert images.dtype == torch.uint8 and len(predicted) == len(labels)
     assert accuracy == pytest.approx(record["metrics"]["test/acc"], abs=1e-6)
+
+
+def test_an_existing_run_directory_is_never_overwritten(run_dir):
+    tiny_run(run_dir)
+    before = (run_dir / "metrics.json").read_bytes()
+    with pytest.raises(ConvlabError, match="already holds a run; continue it with resume="):
+        tiny_run(run_dir)
+    assert (run_dir / "metrics.json").read_bytes() == before

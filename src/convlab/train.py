@@ -52,7 +52,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
     return datamodule, classifier
 
 
-def _load_weights(classifier: Classifier, path: str) -> str:
+def _load_weights(classifier: Classifier, path: str) -> None:
     """Load a checkpoint's weights for evaluation, refusing one made for another network."""
     ckpt = load_checkpoint(path)
     saved = ckpt.get("convlab", {})
@@ -69,7 +69,6 @@ def _load_weights(classifier: Classifier, path: str) -> str:
             f"model={trained_with} data.resize={resize}"
         )
     classifier.load_state_dict(theirs)
-    return saved.get("model_name", "")
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -91,6 +90,13 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     cfg = cfg if cfg is not None else compose_run(overrides)
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    if not cfg.resume and (
+        (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
+    ):
+        raise ConvlabError(
+            f"{run_dir} already holds a run; continue it with resume={run_dir}, "
+            "or choose another hydra.run.dir"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
@@ -183,7 +189,8 @@ def _finish(trainer: L.Trainer, run_dir: Path, logdir: Path, record: dict) -> No
             logger.save()
     acc = record["metrics"].get("test/acc")
     if acc is not None:
-        print(f"test/acc {acc:.4f} ({record['tested']}, epoch {record['best_epoch']})")
+        epoch = f", epoch {record['best_epoch']}" if record["best_epoch"] is not None else ""
+        print(f"test/acc {acc:.4f} ({record['tested']}{epoch})")
     print(f"run directory: {run_dir}")
     print(f"dashboards: tensorboard --logdir {logdir}")
 
