@@ -94,13 +94,18 @@ class Preprocess(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-        x = x.float().div_(255)
+        x = x.to(torch.float32, copy=True).div_(
+            255
+        )  # a copy even of float input: ops below are in place
         if tuple(x.shape[-2:]) != self.size:
+            # antialiasing only changes downscaling; upscaling 28 -> 96/224 takes the faster kernel
+            shrinks = any(out < now for out, now in zip(self.size, x.shape[-2:], strict=True))
             x = F.interpolate(
-                x, size=self.size, mode="bilinear", antialias=True, align_corners=False
+                x, size=self.size, mode="bilinear", antialias=shrinks, align_corners=False
             )
-        if x.shape[1] != self.channels:
-            x = x.expand(-1, self.channels, -1, -1)  # grey -> RGB for 3-channel networks
         if self.augment is not None and self.training:
             x = self.augment(x)  # before normalizing, so shifted-in and erased pixels are black
-        return (x - self.mean) / self.std
+        x = x.sub_(self.mean).div_(self.std)  # in place: at 224 a new tensor is a whole extra pass
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)  # grey -> RGB, as a view
+        return x

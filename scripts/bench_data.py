@@ -1,0 +1,241 @@
+"""Input-pipeline throughput: convlab's tensor batches + Preprocess against the book's DataLoader.
+
+convlab slices batches of uint8 tensors held in memory and resizes a whole batch at once with
+Preprocess; the book (d2l, section 4.2) decodes every sample to a PIL image, resizes it, converts
+it to a float tensor, and collates in DataLoader worker processes. Both deliver float batches of
+(128, 1, size, size) in [0, 1], resized bilinearly; the script checks they hold the same pixels.
+
+Each repeat times a fixed number of batches of each side, one side after the other, after a few
+warm-up batches (which also hide the workers' start-up: the steady state favours the book).
+
+    python scripts/bench_data.py [--sizes 28 96 224] [--batches N] [--repeats 5] [--json PATH]
+
+The book's torchvision dataset wants uncompressed IDX files under <root>/FashionMNIST/raw; the
+script writes them there once, from --data-dir, and never downloads.
+"""
+
+import argparse
+import gzip
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from convlab.data.datamodule import IDX_FILES, IDXDataModule
+from convlab.record import environment, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
+TARGETS = {28: 10.0, 96: 3.0, 224: 3.0}  # convlab / book, from the issue
+DEFAULT_BATCHES = {28: 100, 96: 40, 224: 20}  # enough for a steady state in a few seconds
+TOLERANCE = 1 / 255  # mean |difference| of the two pipelines' pixels: one grey level
+CHECKED_SAMPLES = 256
+
+
+# --- helpers shared by the bench_*.py scripts --------------------------------------------------
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of equal keys as a markdown table: the keys are the header."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """lscpu's model name: what docs/benchmarks.md records next to each figure."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
+    return names[0] if names else "unknown"
+
+
+def report(rows: list[dict], args: argparse.Namespace, script: str) -> None:
+    """Print the table, and save it to args.json with the arguments and the machine if given.
+
+    The load average goes with the figures: other work on the machine skews them, and torch's
+    threads suffer most (they wait for each other at every operation).
+    """
+    load = os.getloadavg()[0]
+    print(markdown_table(rows))
+    print(f"{cpu_model()}, load average {load:.2f} on {os.cpu_count()} CPUs")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json(
+            Path(args.json),
+            {
+                "script": Path(script).name,
+                "args": vars(args),
+                "cpu": cpu_model(),
+                "load_average": load,
+                "environment": environment(ROOT),
+                "rows": rows,
+            },
+        )
+        print(f"figures saved to {args.json}")
+
+
+# --- the two pipelines -------------------------------------------------------------------------
+
+
+def book_root(root: Path, data_dir: Path) -> Path:
+    """torchvision's FashionMNIST reads uncompressed files from <root>/FashionMNIST/raw."""
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for stem in (stem for pair in IDX_FILES.values() for stem in pair):
+        target = raw / stem
+        if target.is_file():
+            continue
+        plain, packed = data_dir / stem, data_dir / f"{stem}.gz"
+        if not (plain.is_file() or packed.is_file()):
+            sys.exit(f"bench_data: no {stem}(.gz) in {data_dir}; set --data-dir to the IDX files")
+        data = plain.read_bytes() if plain.is_file() else gzip.decompress(packed.read_bytes())
+        tmp = target.with_name(f".{stem}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # a run killed mid-write leaves no half file for the next one
+    return root
+
+
+def book_dataset(root: Path, size: int, train: bool) -> torchvision.datasets.FashionMNIST:
+    transform = transforms.Compose([transforms.Resize(size), transforms.ToTensor()])
+    return torchvision.datasets.FashionMNIST(str(root), train=train, transform=transform)
+
+
+def images_per_second(
+    batches: Iterable, transform: Callable[[torch.Tensor], torch.Tensor], warmup: int, n: int
+) -> float:
+    """Images delivered per second over n batches, after warmup batches of the same iterator."""
+    it = iter(batches)
+    for _ in range(warmup):
+        transform(next(it)[0])
+    images = 0
+    start = time.perf_counter()
+    for _ in range(n):
+        images += len(transform(next(it)[0]))
+    return images / (time.perf_counter() - start)
+
+
+def mean_abs_difference(datamodule: IDXDataModule, root: Path, size: int) -> float:
+    """Mean |convlab - book| over the first test images, each read by its own pipeline."""
+    dataset = book_dataset(root, size, train=False)
+    n = min(CHECKED_SAMPLES, len(dataset))
+    ours = datamodule.preprocess(datamodule.splits["test"][0][:n])
+    theirs = torch.stack([dataset[i][0] for i in range(n)])
+    if ours.shape != theirs.shape:
+        sys.exit(f"bench_data: shapes differ at resize {size}: {ours.shape} vs {theirs.shape}")
+    return float((ours - theirs).abs().mean())
+
+
+def profile(datamodule: IDXDataModule, n: int) -> None:
+    """Where convlab's time goes: torch's per-operator table over n batches."""
+    batches = iter(datamodule.train_dataloader())
+    with torch.profiler.profile() as prof:
+        for _ in range(n):
+            datamodule.preprocess(next(batches)[0])
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
+def bench_size(args: argparse.Namespace, root: Path, size: int) -> dict:
+    n = args.batches or DEFAULT_BATCHES.get(size, 20)
+    datamodule = IDXDataModule(
+        root=str(root),
+        system_dir=str(args.data_dir),
+        resize=size,
+        batch_size=args.batch_size,
+        val_size=0,  # the book samples from all 60,000 training images
+        mean=0.0,
+        std=1.0,
+    )
+    datamodule.setup()
+    difference = mean_abs_difference(datamodule, root, size)
+    if difference > TOLERANCE:
+        sys.exit(
+            f"bench_data: the pipelines disagree at resize {size}: mean |difference| "
+            f"{difference * 255:.2f}/255 > 1/255, so their speeds are not comparable"
+        )
+    if args.profile:
+        with torch.no_grad():
+            profile(datamodule, n)
+    book = DataLoader(
+        book_dataset(root, size, train=True),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+    )
+    if args.warmup + n > min(len(book), len(datamodule.train_dataloader())):
+        sys.exit(f"bench_data: --warmup + --batches exceeds one epoch at batch {args.batch_size}")
+    times: dict[str, list[float]] = {"convlab": [], "book": []}
+    with torch.no_grad():
+        for _ in range(args.repeats):  # alternate, so both sides see the same machine load
+            times["convlab"].append(
+                images_per_second(
+                    datamodule.train_dataloader(), datamodule.preprocess, args.warmup, n
+                )
+            )
+            # a fresh iterator starts fresh workers: none linger while convlab is timed
+            times["book"].append(images_per_second(book, lambda x: x, args.warmup, n))
+    ours, theirs = statistics.median(times["convlab"]), statistics.median(times["book"])
+    ratio, target = ours / theirs, TARGETS.get(size)
+    return {
+        "resize": size,
+        "batches": n,
+        "convlab img/s": ours,
+        "book img/s": theirs,
+        "ratio": ratio,
+        "target": f">= {target:g}x" if target else "-",
+        "verdict": "-" if target is None else ("met" if ratio >= target else "MISSED"),
+        "mean abs diff (1/255)": difference * 255,
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[28, 96, 224])
+    parser.add_argument(
+        "--batches", type=int, default=None, help="timed batches per side (default 100/40/20)"
+    )
+    parser.add_argument("--warmup", type=int, default=8, help="untimed batches first (default 8)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2, help="the book's DataLoader workers")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--data-dir", type=Path, default=SYSTEM_DATA, help="the IDX files")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "convlab-bench",
+        help="where the uncompressed copy for torchvision goes",
+    )
+    parser.add_argument("--profile", action="store_true", help="print convlab's operator times")
+    parser.add_argument("--json", default=None, help="save the figures to this file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = book_root(args.root, args.data_dir)
+    print(f"book pipeline reads {root / 'FashionMNIST' / 'raw'}; {torch.get_num_threads()} threads")
+    rows = [bench_size(args, root, size) for size in args.sizes]
+    report(rows, args, __file__)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The bench_*.py scripts still run and print their ratio tables: smallest settings, no timing."""
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY
+
+# one thread: on a busy machine two threads wait for each other at every small op
+FAST = ["--batches", "2", "--warmup", "1", "--repeats", "1", "--threads", "1"]
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """The scripts import each other as top-level modules, as `python scripts/x.py` lets them."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    threads = torch.get_num_threads()
+    yield __import__
+    torch.set_num_threads(threads)
+
+
+def check_table(out: str, rows: list[dict], ratio_key: str = "ratio") -> None:
+    header = next(line for line in out.splitlines() if line.startswith("| "))
+    assert f"| {ratio_key} |" in header and "|---|" in out
+    assert all(row[ratio_key] > 0 for row in rows)
+
+
+def test_bench_data_compares_both_pipelines_on_the_same_pixels(bench, idx_dir, tmp_path, capsys):
+    saved = tmp_path / "data.json"
+    rows = bench("bench_data").main(
+        [*FAST, "--sizes", "28", "96", "--batch-size", "64", "--data-dir", str(idx_dir)]
+        + ["--root", str(tmp_path / "book"), "--json", str(saved)]
+    )
+    check_table(capsys.readouterr().out, rows)
+    assert [r["resize"] for r in rows] == [28, 96]
+    assert rows[0]["mean abs diff (1/255)"] == 0  # no resize: both only divide by 255
+    assert 0 < rows[1]["mean abs diff (1/255)"] <= 1
+    assert json.loads(saved.read_text())["rows"][1]["resize"] == 96
+    assert (tmp_path / "book" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+
+
+def test_bench_data_refuses_pipelines_that_disagree(bench, idx_dir, tmp_path, monkeypatch):
+    bench_data = bench("bench_data")
+    monkeypatch.setattr(bench_data, "TOLERANCE", 0.0)
+    with pytest.raises(SystemExit, match="disagree at resize 96"):
+        bench_data.main(
+            [*FAST, "--sizes", "96", "--data-dir", str(idx_dir), "--root", str(tmp_path / "book")]
+        )
+
+
+def test_bench_overhead_times_lightning_against_a_plain_loop(bench, capsys):
+    rows = bench("bench_overhead").main([*FAST, "--models", "lenet_modern", "--data", "synthetic"])
+    check_table(capsys.readouterr().out, rows)
+    assert rows[0]["model"] == "lenet_modern" and rows[0]["plain img/s"] > 0
+
+
+def test_bench_gpu_validates_on_the_cpu(bench, capsys):
+    rows = bench("bench_gpu").main(
+        [*FAST, "--device", "cpu", "--data", "synthetic", "--cases", "lenet_modern:28"]
+        + ["--variants", "base", "pre", "--batch-size", "32"]
+    )
+    check_table(capsys.readouterr().out, rows)
+    assert [r["variant"] for r in rows] == ["base", "pre"] and rows[0]["ratio"] == 1.0
+    assert all(r["data-free img/s"] > 0 and 0 <= r["waits for data %"] < 100 for r in rows)
+
+
+def test_bench_gpu_names_an_unknown_feature(bench):
+    with pytest.raises(SystemExit, match="unknown feature \\['fp8'\\]"):
+        bench("bench_gpu").main(["--device", "cpu", "--variants", "base", "fp8"])
+
+
+@pytest.mark.slow
+def test_bench_tta_times_train_py_and_reads_its_accuracy(bench, tmp_path, capsys):
+    rows = bench("bench_tta").main(
+        ["--seeds", "0", "--out", str(tmp_path), "--overrides", *TINY, "threads=1"]
+    )
+    check_table(capsys.readouterr().out, rows, "ratio (book s / ours)")
+    assert 0 <= rows[0]["test acc"] <= 1 and rows[0]["epochs"] == 1
+    assert (tmp_path / "seed0_r0" / "metrics.json").is_file()
