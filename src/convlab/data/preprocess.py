@@ -94,9 +94,8 @@ class Preprocess(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-        x = x.to(torch.float32, copy=True).div_(
-            255
-        )  # a copy even of float input: ops below are in place
+        # a copy even of float input, which the in-place ops below must not touch
+        x = x.to(torch.float32, copy=True).div_(255)
         if tuple(x.shape[-2:]) != self.size:
             # antialiasing only changes downscaling; upscaling 28 -> 96/224 takes the faster kernel
             shrinks = any(out < now for out, now in zip(self.size, x.shape[-2:], strict=True))
