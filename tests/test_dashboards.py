@@ -3,6 +3,7 @@
 from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,8 +11,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from convlab.callbacks.dashboards import confusion, conv_outputs, predict
+from convlab.callbacks.dashboards import conv_outputs, predict
 from convlab.callbacks.pictures import (
     confusion_figure,
     feature_map_grid,
@@ -23,7 +25,7 @@ from convlab.config import CONF_DIR, net_config
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
 from convlab.train import run
-from tests.conftest import TINY
+from tests.conftest import TINY, cli
 
 DASHBOARDS_ON = [o for o in TINY if not o.startswith("callbacks.dashboards")]
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -76,6 +78,21 @@ def test_a_run_draws_every_dashboard_after_its_validation_epochs_and_after_testi
             assert (event.width, event.height) == size, tag
 
 
+@pytest.mark.slow
+def test_under_ddp_every_rank_joins_the_confusion_sync_and_rank_0_alone_draws(run_dir):
+    # compute() of the confusion matrix is a collective: a rank that skipped it would hang the run
+    done = cli(
+        *DASHBOARDS_ON,
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run_dir}",
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    images = logged_images(run_dir)
+    assert [len(images[f"{stage}/confusion_matrix"]) for stage in ("val", "test")] == [1, 1]
+
+
 def test_an_unknown_class_is_refused_with_the_key_and_the_choices(run_dir):
     with pytest.raises(ConvlabError, match=r"callbacks.dashboards.classes: 'Sweater' .* 0-9"):
         run(
@@ -99,13 +116,22 @@ def test_a_net_that_always_says_3_fills_one_column_and_every_other_class_is_mark
     images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8)
     labels = torch.arange(20) % 10
     names = [f"class{i}" for i in range(10)]
-
-    predicted = predict(classifier, images, batch_size=7)  # batches of 7, 7 and 6
-    matrix = confusion(predicted, labels, num_classes=10)
-    counts = matrix.compute()  # (true, predicted)
-    assert predicted.tolist() == [3] * 20
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    batches = DataLoader(TensorDataset(images, labels), batch_size=7)  # batches of 7, 7 and 6
+    for _ in range(2):  # the second epoch counts from zero, not on top of the first
+        trainer.validate(classifier, batches, verbose=False)
+    counts = classifier.val_confusion.compute()  # (true, predicted)
     assert counts[:, 3].tolist() == [2] * 10 and counts.sum() == 20
-    assert confusion_figure(matrix, names).axes[0].get_title() == "accuracy 0.1000 on 20 images"
+    assert trainer.callback_metrics["val/acc"] == pytest.approx(0.1)  # the diagonal's accuracy
+    assert confusion_figure(counts, names).axes[0].get_title() == "accuracy 0.1000 on 20 images"
+
+    predicted = predict(classifier, images, batch_size=7)
+    assert predicted.tolist() == [3] * 20
 
     figure = prediction_grid(images, predicted, labels, names)
     drawn = figure.axes[:20]

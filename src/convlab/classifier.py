@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convlab.errors import ConvlabError
 
@@ -56,6 +56,8 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
             if stage != "train":  # training accuracy would cost an argmax per step for little
                 setattr(self, f"{stage}_acc", accuracy.clone(prefix=f"{stage}/"))
+                # for the dashboards' pictures, never logged (not a scalar); reset each epoch below
+                setattr(self, f"{stage}_confusion", MulticlassConfusionMatrix(num_classes))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, H, W) or (N, C, H, W) -> logits (N, num_classes)."""
@@ -75,6 +77,7 @@ class Classifier(L.LightningModule):
             accuracy = getattr(self, f"{stage}_acc")
             accuracy.update(logits, labels)
             self.log_dict(accuracy, on_step=False, on_epoch=True, prog_bar=True)
+            getattr(self, f"{stage}_confusion").update(logits.argmax(1), labels)
         return losses.mean()
 
     def training_step(self, batch, batch_idx):
@@ -85,6 +88,14 @@ class Classifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    # Lightning resets only the metrics it logs: the confusion matrices are emptied here, so each
+    # holds one evaluation epoch (never the sanity check's or the previous epoch's batches)
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
 
     def _stop_if_diverged(self) -> None:
         """Raise before the epoch's checkpoint is saved (callbacks run after this hook)."""

@@ -6,7 +6,6 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from convlab.callbacks.pictures import (
     confusion_figure,
@@ -26,13 +25,15 @@ class Dashboards(L.Callback):
     under the tags ``val/...`` and ``test/...``:
 
     - ``predictions``: the split's first ``num_images`` images, wrong predictions in red;
-    - ``confusion_matrix``: over the whole split, so its diagonal agrees with val/acc or test/acc
-      (unless trainer.limit_val_batches or limit_test_batches cut the stage short);
+    - ``confusion_matrix``: the Classifier's ``val_confusion`` or ``test_confusion``, counted in
+      the stage's own steps (all DDP ranks, limit_*_batches respected), so it agrees with val/acc
+      or test/acc;
     - ``filters/conv1``: the kernels of the first conv layer the forward pass runs;
     - ``activations/conv1/<class>`` and ``activations/conv2/<class>``: the first two conv layers'
       outputs for the split's first image of each class in ``classes`` (indices or names).
 
-    Each costs one extra forward pass over the split; nothing runs per training step.
+    The only extra forward pass is over the ``num_images`` shown and the one image per class;
+    nothing runs per training step.
     """
 
     def __init__(
@@ -64,11 +65,16 @@ class Dashboards(L.Callback):
         self._draw(trainer, pl_module, "test")
 
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
+        # compute() all-gathers the counts of every DDP rank, a collective that each rank must
+        # join: all ranks compute (the same result), rank 0 alone draws. Turning its sync off
+        # instead would draw rank 0's shard only.
+        counts = getattr(pl_module, f"{split}_confusion").compute()  # (true, predicted)
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not (trainer.is_global_zero and writers and counts.sum()):
+            return
         datamodule = trainer.datamodule
         images, labels = datamodule.splits[split]
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not (trainer.is_global_zero and writers and len(labels)):
-            return
+        shown = slice(0, self.num_images)
         names = datamodule.class_names
         # the eager network, past torch.compile: these batch sizes and hooks would recompile it
         net = getattr(pl_module.net, "_orig_mod", pl_module.net)
@@ -79,7 +85,7 @@ class Dashboards(L.Callback):
             with torch.no_grad(), trainer.precision_plugin.forward_context():
                 predicted = predict(
                     lambda batch: net(pl_module.preprocess(batch.to(pl_module.device))),
-                    images,
+                    images[shown],
                     datamodule.eval_batch_size,
                 )
                 inputs = images[list(firsts.values())].to(pl_module.device)  # one per class
@@ -87,10 +93,9 @@ class Dashboards(L.Callback):
         finally:
             pl_module.train(was_training)
 
-        shown = slice(0, self.num_images)
         figures = {
-            "predictions": prediction_grid(images[shown], predicted[shown], labels[shown], names),
-            "confusion_matrix": confusion_figure(confusion(predicted, labels, len(names)), names),
+            "predictions": prediction_grid(images[shown], predicted, labels[shown], names),
+            "confusion_matrix": confusion_figure(counts, names),
         }
         pictures = {"filters/conv1": filter_grid(convs[0][0].weight)} if convs else {}
         for depth, (_, maps) in enumerate(convs, start=1):  # maps: (len(firsts), C, H, W)
@@ -107,13 +112,6 @@ class Dashboards(L.Callback):
 def predict(classify: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
     """The class that ``classify`` (images -> logits) picks for each image, batch by batch."""
     return torch.cat([classify(batch).argmax(1).cpu() for batch in images.split(batch_size)])
-
-
-def confusion(predicted: Tensor, labels: Tensor, num_classes: int) -> MulticlassConfusionMatrix:
-    """A confusion-matrix metric holding these predictions, ready to compute and plot."""
-    matrix = MulticlassConfusionMatrix(num_classes)
-    matrix.update(predicted, labels)
-    return matrix
 
 
 def first_of_each(labels: Tensor, classes: list[int]) -> dict[int, int]:

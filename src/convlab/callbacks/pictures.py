@@ -9,7 +9,7 @@ import math
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.utilities.plot import plot_confusion_matrix
 from torchvision.utils import make_grid
 
 # TensorBoard shows an image at its own size: 5x5 kernels and 10x10 maps need blowing up to be seen
@@ -17,11 +17,11 @@ _MIN_TILE = 56
 _COLUMNS = 8
 
 
-def confusion_figure(matrix: MulticlassConfusionMatrix, class_names: list[str]) -> Figure:
-    """The matrix with counts in the cells, true classes down, predicted across."""
-    counts = matrix.compute()
+def confusion_figure(counts: Tensor, class_names: list[str]) -> Figure:
+    """A confusion matrix (true, predicted) with counts in the cells, true classes down, predicted
+    across, drawn by torchmetrics (what MulticlassConfusionMatrix.plot does, without a compute)."""
     figure = Figure(figsize=(9, 8), layout="constrained")
-    _, ax = matrix.plot(counts, ax=figure.subplots(), labels=class_names)
+    _, ax = plot_confusion_matrix(counts, ax=figure.subplots(), labels=class_names)
     total = int(counts.sum())
     ax.set_title(f"accuracy {counts.trace() / max(total, 1):.4f} on {total} images")
     return figure
