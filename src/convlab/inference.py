@@ -1,4 +1,4 @@
-"""A checkpoint alone as a classifier of raw images: no config files, no DataModule, no Lightning."""
+"""A checkpoint alone as a classifier of raw images: no config files, DataModule or Lightning."""
 
 from pathlib import Path
 
