@@ -9,9 +9,8 @@ network a run would train, at its input size.
 import sys
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
-from convlab.config import CONF_DIR, net_config, validate
+from convlab.config import CONF_DIR, instantiate, net_config, validate
 from convlab.errors import ConvlabError
 from convlab.models.layers import as_pair
 from convlab.summary import layer_table

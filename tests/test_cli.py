@@ -45,6 +45,7 @@ def one_line_error(out) -> str:
         (["data.batch_size=abc"], "data.batch_size=abc is invalid"),
         (["optimizer.lr=-1"], "optimizer.lr=-1 is invalid"),
         (["data.resize=0"], "data.resize=0 is invalid"),
+        (["model.activation=swish"], "model.activation=swish is unknown"),
         (["model=vgg11"], "data.resize=28 is too small for model VGG"),
         (
             ["data=fashion_mnist", "data.root=/nonexistent", "data.system_dir=null"],

@@ -123,5 +123,5 @@ def test_the_same_module_serves_mnist(idx_dir):
 
 
 def test_unknown_dataset_name(idx_dir):
-    with pytest.raises(ConvlabError, match="data.name='Nope' is not a torchvision dataset"):
+    with pytest.raises(ConvlabError, match="data.name=Nope is not an IDX dataset"):
         make(idx_dir, name="Nope")

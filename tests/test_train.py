@@ -122,6 +122,9 @@ def test_hparams_tab_gets_config_and_final_metrics(run_dir):
         ("data.resize=0", "data.resize=0 is invalid"),
         ("data.resize=8", "data.resize=8 is too small for model LeNet: it needs at least 12x12"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
+        ("threads=-1", "threads=-1 is invalid"),
+        ("model.activation=swish", "model.activation=swish is unknown; choose one of sigmoid"),
+        ("model.pool=median", "model.pool=median is unknown"),
     ],
 )
 def test_nonsense_values_fail_before_training(run_dir, override, message):
@@ -189,3 +192,8 @@ def test_an_existing_run_directory_is_never_overwritten(run_dir):
     with pytest.raises(ConvlabError, match="already holds a run; continue it with resume="):
         tiny_run(run_dir)
     assert (run_dir / "metrics.json").read_bytes() == before
+
+
+def test_a_schedule_too_short_for_its_phases_says_so(run_dir):
+    with pytest.raises(ConvlabError, match="4 training steps are too few.*scheduler=none"):
+        tiny_run(run_dir, "trainer.limit_train_batches=4")

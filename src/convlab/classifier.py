@@ -128,7 +128,13 @@ class Classifier(L.LightningModule):
             for a in _LENGTH_ARGS
             if a in accepted and given.get(a) is None
         }
-        scheduler = self.scheduler_factory(optimizer, **length)
+        try:
+            scheduler = self.scheduler_factory(optimizer, **length)
+        except ZeroDivisionError:  # OneCycleLR when pct_start x total steps is exactly 1
+            raise ConvlabError(
+                f"{self.trainer.estimated_stepping_batches} training steps are too few for this "
+                "scheduler's phases; train longer or use scheduler=none"
+            ) from None
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

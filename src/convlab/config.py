@@ -6,6 +6,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from convlab.errors import ConvlabError
@@ -63,9 +65,10 @@ CHECKS = [
     (
         "trainer.max_epochs",
         lambda v: _is_int(v) and (v > 0 or v == -1),
-        "a positive integer",
+        "a positive integer or -1",
         "trainer.max_epochs=10",
     ),
+    ("threads", lambda v: v is None or _positive_int(v), "a positive integer or null", "threads=1"),
     (
         "module.label_smoothing",
         lambda v: isinstance(v, Real) and 0 <= v < 1,
@@ -73,6 +76,17 @@ CHECKS = [
         "module.label_smoothing=0.1",
     ),
 ]
+
+
+def instantiate(cfg, **kwargs):
+    """hydra.utils.instantiate, but a ConvlabError raised by a constructor stays one: Hydra would
+    wrap it in an InstantiationException, which the CLI prints with a traceback."""
+    try:
+        return hydra_instantiate(cfg, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, ConvlabError):
+            raise e.__cause__ from None
+        raise
 
 
 def validate(cfg: DictConfig) -> None:
@@ -155,6 +169,7 @@ def compose_run(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     registers the Hydra config so ``${hydra:...}`` interpolations resolve.
     """
     overrides = expand_resume(list(overrides))
+    check_output_dirs(overrides)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     run_dir = Path(cfg.hydra.run.dir)

@@ -3,13 +3,13 @@
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
 from convlab.checkpoint_io import load_checkpoint
-from convlab.config import net_config
+from convlab.config import instantiate, net_config
 from convlab.data.preprocess import Preprocess
+from convlab.errors import ConvlabError
 
 
 class ImageClassifier(nn.Sequential):
@@ -31,6 +31,8 @@ class ImageClassifier(nn.Sequential):
 def load_classifier(path: str | Path) -> ImageClassifier:
     """Rebuild the network a checkpoint was trained with from the config it carries."""
     saved = load_checkpoint(path)
+    if "convlab" not in saved:
+        raise ConvlabError(f"{path} was not saved by convlab; pass a checkpoint of a convlab run")
     record = saved["convlab"]
     net = instantiate(net_config(OmegaConf.create(record["config"]["model"])))
     model = ImageClassifier(Preprocess(**record["preprocess"]), net, record["class_names"])

@@ -8,7 +8,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from convlab.callbacks.history import History, ReseedEachEpoch
 from convlab.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from convlab.classifier import Classifier
-from convlab.config import CONF_DIR, compose_run, model_choice, net_config, validate
+from convlab.config import CONF_DIR, compose_run, instantiate, model_choice, net_config, validate
 from convlab.errors import ConvlabError
 from convlab.record import environment, write_json
 
@@ -63,10 +62,10 @@ def _load_weights(classifier: Classifier, path: str) -> None:
             "_target_", "another model"
         )
         resize = saved.get("config", {}).get("data", {}).get("resize")
+        same = f"model={trained_with}" + (f" data.resize={resize}" if resize is not None else "")
         raise ConvlabError(
-            f"{path} holds weights for model={trained_with} (data.resize={resize}) that do not fit "
-            f"this config's model={model_choice() or type(classifier.net).__name__}; pass "
-            f"model={trained_with} data.resize={resize}"
+            f"{path} holds weights for {same} that do not fit this config's "
+            f"model={model_choice() or type(classifier.net).__name__}; pass {same}"
         )
     classifier.load_state_dict(theirs)
 
@@ -97,7 +96,7 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
             f"{run_dir} already holds a run; continue it with resume={run_dir}, "
             "or choose another hydra.run.dir"
         )
-    if cfg.threads:
+    if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
     datamodule, classifier = build(cfg)
@@ -112,7 +111,7 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
         plugins=[AtomicCheckpointIO()],
     )
     started = time.perf_counter()
-    tested, model_name = None, model_choice()
+    tested = None
     if cfg.train:
         resume = str(Path(cfg.resume) / "checkpoints" / "last.ckpt") if cfg.resume else None
         if resume:
@@ -138,7 +137,6 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
         epochs,
         test_metrics,
         tested,
-        model_name,
         timing={"fit_s": fit_s, "wall_s": time.perf_counter() - started},
     )
     log_dir = Path(cfg.paths.log_dir).resolve()
@@ -148,7 +146,7 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     return record
 
 
-def _record(cfg, classifier, epochs, test_metrics, tested, model_name, timing) -> dict:
+def _record(cfg, classifier, epochs, test_metrics, tested, timing) -> dict:
     best = max(epochs, key=lambda r: r.get("val/acc", float("-inf"))) if epochs else {}
     metrics = {k: v for k, v in best.items() if k.startswith("val/")}
     metrics.update({k: float(v) for k, v in test_metrics.items()})
@@ -162,7 +160,7 @@ def _record(cfg, classifier, epochs, test_metrics, tested, model_name, timing) -
         "epochs_run": len(epochs),
         "history": epochs,
         "model": {
-            "name": model_name,
+            "name": classifier.record["model_name"],
             "class": type(classifier.net).__name__,
             "params": sum(p.numel() for p in classifier.net.parameters()),
         },
@@ -196,7 +194,10 @@ def _finish(trainer: L.Trainer, run_dir: Path, logdir: Path, record: dict) -> No
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}, lists as strings: the shape TensorBoard's HPARAMS wants."""
+    """{'a': {'b': 1}} -> {'a.b': 1}, lists as strings: the shape TensorBoard's HPARAMS wants.
+
+    Lightning's own flattening joins with '/'; dots keep the HPARAMS columns equal to the
+    command-line keys (model.activation), so a sweep reads the same in both places."""
     flat = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"

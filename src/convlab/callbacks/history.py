@@ -3,6 +3,8 @@
 import lightning as L
 import torch
 
+from convlab.data.batches import epoch_seed
+
 
 class History(L.Callback):
     """Records the epoch-level train/ and val/ metrics at the end of every training epoch."""
@@ -36,6 +38,4 @@ class ReseedEachEpoch(L.Callback):
         self.seed = seed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        torch.manual_seed(
-            self.seed * 1_000_003 + trainer.current_epoch + 7919 * trainer.global_rank
-        )
+        torch.manual_seed(epoch_seed(self.seed, trainer.current_epoch, trainer.global_rank))

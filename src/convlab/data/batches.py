@@ -9,6 +9,13 @@ from collections.abc import Callable, Iterator
 import torch
 
 
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """One seed per (run seed, epoch, rank), shared by the batch order and the per-epoch reseeding
+    so both survive a resume. The large prime multipliers keep seed 1 epoch 0 away from seed 0
+    epoch 1, and rank streams apart."""
+    return seed * 1_000_003 + epoch + 7919 * rank
+
+
 class TensorBatches:
     """An iterable of (images, labels) batches over one split, optionally shuffled and sharded.
 
@@ -39,7 +46,7 @@ class TensorBatches:
         n = len(self.labels)
         if not self.shuffle:
             return torch.arange(self.rank, n, self.world_size)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch())
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch()))
         order = torch.randperm(n, generator=g)
         order = order[: n - n % self.world_size]  # equal shards: DDP ranks must step together
         return order[self.rank :: self.world_size]

@@ -11,6 +11,8 @@ from convlab.data.idx import read_split
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
 
+# MNIST-format datasets, with the Debian package that installs each (None: none known)
+IDX_DATASETS = {"FashionMNIST": "dataset-fashion-mnist", "MNIST": None}
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -114,9 +116,9 @@ class IDXDataModule(TensorDataModule):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not hasattr(torchvision.datasets, name):
+        if name not in IDX_DATASETS:
             raise ConvlabError(
-                f"data.name={name!r} is not a torchvision dataset (FashionMNIST, MNIST)"
+                f"data.name={name} is not an IDX dataset; choose one of {', '.join(IDX_DATASETS)}"
             )
         self.root, self.name, self.download = Path(root), name, download
         self.system_dir = Path(system_dir) if system_dir else None
@@ -151,10 +153,11 @@ class IDXDataModule(TensorDataModule):
     def load(self):
         if missing := self._missing():
             where = ", ".join(str(d) for d in self._candidates())
+            package = IDX_DATASETS[self.name]
+            apt = f", install Debian's package (apt-get install {package})" if package else ""
             raise ConvlabError(
                 f"{self.name} not found ({', '.join(missing)} missing in {where}): set "
-                f"data.download=true to download it, install Debian's dataset package "
-                f"(apt-get install dataset-fashion-mnist), or point data.root at the IDX files"
+                f"data.download=true to download it{apt}, or point data.root at the IDX files"
             )
         return tuple(
             read_split(self._find(img), self._find(lbl), self.num_classes)
@@ -171,14 +174,14 @@ class SyntheticDataModule(TensorDataModule):
     def __init__(self, num_train: int = 1200, num_test: int = 200, image_size: int = 28, **kwargs):
         super().__init__(**kwargs)
         self.num_train, self.num_test, self.image_size = num_train, num_test, image_size
-        self.channels = kwargs.get("channels", 1)
 
     def _make(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         s, k = self.image_size, self.num_classes
         y = torch.randint(0, k, (n,), generator=g)
         # a faint square on strong noise: learnable, but not in a handful of steps, so tests that
         # compare accuracies compare something
-        x = torch.randint(0, 200, (n, self.channels, s, s), generator=g, dtype=torch.uint8)
+        channels = self.preprocess.channels
+        x = torch.randint(0, 200, (n, channels, s, s), generator=g, dtype=torch.uint8)
         side = max(s // 4, 1)
         # class c puts its square at a point of a regular grid over the image
         per_row = int(k**0.5 + 0.999)
@@ -189,7 +192,7 @@ class SyntheticDataModule(TensorDataModule):
         in_cols = (cols >= left[:, None]) & (cols < (left + side)[:, None])  # (N, S)
         square = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (N, 1, S, S)
         x = torch.where(square, x + 55, x)
-        return (x[:, 0] if self.channels == 1 else x), y
+        return (x[:, 0] if channels == 1 else x), y
 
     def load(self):
         g = torch.Generator().manual_seed(self.split_seed)

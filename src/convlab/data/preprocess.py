@@ -23,7 +23,7 @@ class Augment(nn.Module):
         self.flip, self.translate, self.erase_p = flip, translate, erase_p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W) float
-        n, _, h, w = x.shape
+        n = x.shape[0]
         if self.flip:
             flip = torch.rand(n, 1, 1, 1, device=x.device) < 0.5
             x = torch.where(flip, x.flip(-1), x)

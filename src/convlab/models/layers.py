@@ -19,7 +19,7 @@ _GEOMETRY = ("kernel_size", "stride", "padding", "dilation")
 
 def _lookup(table: dict, kind: str, name: str):
     if name not in table:
-        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(table)}")
+        raise ConvlabError(f"model.{kind}={name} is unknown; choose one of {', '.join(table)}")
     return table[name]
 
 
@@ -27,10 +27,9 @@ def activation_layer(name: str) -> nn.Module:
     return _lookup(ACTIVATIONS, "activation", name)()
 
 
-def pool_layer(
-    name: str, kernel_size: int, stride: int | None = None, padding: int = 0
-) -> nn.Module:
-    return _lookup(POOLS, "pool", name)(kernel_size, stride=stride, padding=padding)
+def pool_layer(name: str, kernel_size: int) -> nn.Module:
+    """Pooling with stride = kernel_size, as in LeNet."""
+    return _lookup(POOLS, "pool", name)(kernel_size)
 
 
 def as_pair(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:

@@ -3,7 +3,7 @@ separate the 1998 network from a modern one: the activation and the pooling."""
 
 from torch import nn
 
-from convlab.models.layers import activation_layer, as_pair, pool_layer
+from convlab.models.layers import activation_layer, as_pair, pool_layer, xavier_init_
 
 
 class LeNet(nn.Module):
@@ -46,9 +46,7 @@ class LeNet(nn.Module):
             nn.Linear(hidden[1], num_classes),
         )
         if xavier_init:  # the book's init; sigmoid LeNet barely trains from PyTorch's default
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d | nn.Linear):
-                    nn.init.xavier_uniform_(m.weight)
+            xavier_init_(self)
 
     def forward(self, x):
         return self.net(x)
