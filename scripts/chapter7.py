@@ -26,6 +26,8 @@ from convlab.ops import (
     corr2d_multi_in_out_1x1,
     corr2d_vectorized,
     edge_kernel,
+    example_input,
+    example_kernel,
     framed_image,
     kernel_matrix,
     laplacian_kernel,
@@ -39,8 +41,7 @@ from convlab.ops import (
 )
 from convlab.ops.figures import save_kernel_fits, save_panels
 
-X3 = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
-K2 = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+X3, K2 = example_input(), example_kernel()
 EDGE = torch.tensor([[1.0, -1.0]])
 # learn_kernel settings: the book's, and ones that also converge on the 8x10 image
 BOOK_RECIPE = {"reduction": "sum", "lr": 3e-2, "momentum": 0.0}
@@ -119,8 +120,7 @@ def section_7_3(out: Path) -> None:
 
 
 def section_7_4(out: Path) -> None:
-    X = torch.stack((X3, X3 + 1))  # (2, 3, 3)
-    K = torch.stack((K2, K2 + 1))  # (2, 2, 2)
+    X, K = example_input(channels=2), example_kernel(channels=2)  # (2, 3, 3), (2, 2, 2)
     show("corr2d_multi_in(X, K)", corr2d_multi_in(X, K))
     K = torch.stack((K, K + 1, K + 2), 0)  # (3, 2, 2, 2)
     show("K.shape", tuple(K.shape))

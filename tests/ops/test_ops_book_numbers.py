@@ -12,15 +12,15 @@ from convlab.ops import (
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
     corr2d_vectorized,
+    example_input,
+    example_kernel,
     output_shape,
     pool2d,
 )
 from convlab.ops.shapes import pair
 
-X3 = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
-K2 = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
-X_CHANNELS = torch.stack((X3, X3 + 1))  # (2, 3, 3), the book's two-channel input
-K_CHANNELS = torch.stack((K2, K2 + 1))  # (2, 2, 2)
+X3, K2 = example_input(), example_kernel()
+X_CHANNELS, K_CHANNELS = example_input(channels=2), example_kernel(channels=2)  # (2,3,3), (2,2,2)
 EDGE = torch.tensor([[1.0, -1.0]])
 ARANGE16 = torch.arange(16, dtype=torch.float32).reshape((1, 1, 4, 4))
 

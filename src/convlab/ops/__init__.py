@@ -6,7 +6,7 @@ total padding p = 2 * padding.
 
 from convlab.ops.channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from convlab.ops.correlation import Conv2D, comp_conv2d, corr2d, corr2d_vectorized
-from convlab.ops.images import band_image, framed_image
+from convlab.ops.images import band_image, example_input, example_kernel, framed_image
 from convlab.ops.kernels import blur_kernel, derivative_kernel, edge_kernel, laplacian_kernel
 from convlab.ops.learn_kernel import DivergenceError, KernelFit, learn_kernel
 from convlab.ops.matmul import kernel_matrix
@@ -22,6 +22,8 @@ __all__ = [
     "KernelFit",
     "avg_pool_as_conv",
     "band_image",
+    "example_input",
+    "example_kernel",
     "blur_kernel",
     "comp_conv2d",
     "corr2d",

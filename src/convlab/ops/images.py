@@ -1,7 +1,21 @@
-"""The toy images of section 7.2.3 and of the students' notes."""
+"""The book's example inputs of sections 7.2-7.5, and the toy images of 7.2.3 and of the notes.
+
+Functions, not constants: each call gives a fresh tensor that a caller may modify."""
 
 import torch
 from torch import Tensor
+
+
+def example_input(channels: int = 1) -> Tensor:
+    """The book's 3x3 input arange(9); with channels=2, the (2, 3, 3) stack of it and it + 1."""
+    X = torch.arange(9.0).reshape(3, 3)
+    return X if channels == 1 else torch.stack([X + c for c in range(channels)])
+
+
+def example_kernel(channels: int = 1) -> Tensor:
+    """The book's 2x2 kernel arange(4); with channels=2, the (2, 2, 2) stack of it and it + 1."""
+    K = torch.arange(4.0).reshape(2, 2)
+    return K if channels == 1 else torch.stack([K + c for c in range(channels)])
 
 
 def band_image() -> Tensor:
