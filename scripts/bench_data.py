@@ -17,9 +17,7 @@ script writes them there once, from --data-dir, and never downloads.
 import argparse
 import gzip
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,73 +26,17 @@ from pathlib import Path
 
 import torch
 import torchvision
+from bench_report import paired_ratio, report
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from convlab.data.datamodule import IDX_FILES, IDXDataModule
-from convlab.record import environment, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
 TARGETS = {28: 10.0, 96: 3.0, 224: 3.0}  # convlab / book, from the issue
 DEFAULT_BATCHES = {28: 100, 96: 40, 224: 20}  # enough for a steady state in a few seconds
 TOLERANCE = 1 / 255  # mean |difference| of the two pipelines' pixels: one grey level
 CHECKED_SAMPLES = 256
-
-
-# --- helpers shared by the bench_*.py scripts --------------------------------------------------
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    return str(value)
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """Rows of equal keys as a markdown table: the keys are the header."""
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(row[k]) for k in header) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    """lscpu's model name: what docs/benchmarks.md records next to each figure."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
-    return names[0] if names else "unknown"
-
-
-def report(rows: list[dict], args: argparse.Namespace, script: str) -> None:
-    """Print the table, and save it to args.json with the arguments and the machine if given.
-
-    The load average goes with the figures: other work on the machine skews them, and torch's
-    threads suffer most (they wait for each other at every operation).
-    """
-    load = os.getloadavg()[0]
-    print(markdown_table(rows))
-    print(f"{cpu_model()}, load average {load:.2f} on {os.cpu_count()} CPUs")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        write_json(
-            Path(args.json),
-            {
-                "script": Path(script).name,
-                "args": vars(args),
-                "cpu": cpu_model(),
-                "load_average": load,
-                "environment": environment(ROOT),
-                "rows": rows,
-            },
-        )
-        print(f"figures saved to {args.json}")
-
-
-# --- the two pipelines -------------------------------------------------------------------------
 
 
 def book_root(root: Path, data_dir: Path) -> Path:
@@ -193,14 +135,15 @@ def bench_size(args: argparse.Namespace, root: Path, size: int) -> dict:
             )
             # a fresh iterator starts fresh workers: none linger while convlab is timed
             times["book"].append(images_per_second(book, lambda x: x, args.warmup, n))
-    ours, theirs = statistics.median(times["convlab"]), statistics.median(times["book"])
-    ratio, target = ours / theirs, TARGETS.get(size)
+    ratio, low, high = paired_ratio(times["convlab"], times["book"])
+    target = TARGETS.get(size)
     return {
         "resize": size,
         "batches": n,
-        "convlab img/s": ours,
-        "book img/s": theirs,
+        "convlab img/s": statistics.median(times["convlab"]),
+        "book img/s": statistics.median(times["book"]),
         "ratio": ratio,
+        "ratio range": f"{low:.3g}-{high:.3g}",
         "target": f">= {target:g}x" if target else "-",
         "verdict": "-" if target is None else ("met" if ratio >= target else "MISSED"),
         "mean abs diff (1/255)": difference * 255,

@@ -26,8 +26,8 @@ from itertools import repeat
 
 import lightning as L
 import torch
-from bench_data import report
 from bench_overhead import compose, lightning_seconds
+from bench_report import report
 
 from convlab.data.preprocess import Preprocess
 from convlab.train import build

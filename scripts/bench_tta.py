@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_data import ROOT, report
+from bench_report import ROOT, report
 
 BOOK_SECONDS, BOOK_ACC = 239.7, 0.7346
 

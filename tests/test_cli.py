@@ -76,3 +76,14 @@ def test_unknown_model_lists_the_choices():
     assert out.returncode != 0
     assert "Could not find 'model/resnet1000'" in out.stderr
     assert "lenet_modern" in out.stderr and "resnet18" in out.stderr
+
+
+def test_a_directory_holding_a_run_is_refused_before_hydra_writes_into_it(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("the earlier run's record")
+    (run / "metrics.json").write_text("{}")
+    out = cli(*TINY, f"hydra.run.dir={run}")
+    assert "already holds a run; continue it with resume=" in one_line_error(out)
+    assert (run / ".hydra" / "config.yaml").read_text() == "the earlier run's record"
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "metrics.json"]

@@ -133,11 +133,15 @@ def test_a_net_that_always_says_3_fills_one_column_and_every_other_class_is_mark
     predicted = predict(classifier, images, batch_size=7)
     assert predicted.tolist() == [3] * 20
 
-    figure = prediction_grid(images, predicted, labels, names)
-    drawn = figure.axes[:20]
-    assert [len(ax.images) for ax in figure.axes] == [1] * 20 + [0] * 4  # 3 rows of 8
-    assert [ax.title.get_color() for ax in drawn] == ["black" if y == 3 else "red" for y in labels]
-    assert drawn[0].get_title() == "class3\n(true: class0)" and drawn[3].get_title() == "class3"
+    (ax,) = prediction_grid(images, predicted, labels, names).axes
+    (grid,) = ax.images
+    # 3 rows of 8 tiles, each 28 high under 14 rows of title room, 2 pixels of padding around
+    assert grid.get_array().shape == (2 + 3 * (14 + 28 + 2), 2 + 8 * (28 + 2), 3)
+    titles = ax.texts
+    assert [t.get_color() for t in titles] == ["black" if y == 3 else "red" for y in labels]
+    assert titles[0].get_text() == "class3\n(true: class0)" and titles[3].get_text() == "class3"
+    # each title sits over its own tile: the 9th starts the second row, in the first column
+    assert titles[8].get_position() == (2 + 14, 44 + 2 + 7)
 
 
 class RegisteredBackwards(nn.Module):

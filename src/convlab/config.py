@@ -117,16 +117,29 @@ def net_config(model_cfg: DictConfig) -> dict:
 _OUTPUT_KEYS = ("hydra.run.dir=", "hydra.sweep.dir=", "paths.log_dir=", "paths.root_dir=")
 
 
+def refuse_finished_run(run_dir: Path) -> None:
+    """A directory with a run's metrics or checkpoints is continued with resume=, never reused."""
+    if (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists():
+        raise ConvlabError(
+            f"{run_dir} already holds a run; continue it with resume={run_dir}, "
+            "or choose another hydra.run.dir"
+        )
+
+
 def check_output_dirs(overrides: list[str]) -> None:
-    """Refuse an output directory that cannot be created, before Hydra tries and prints a traceback.
+    """Refuse an output directory that cannot be created, or that holds a run, before Hydra
+    creates it and (over)writes its ``.hydra`` record.
 
     Hydra creates the run directory before convlab runs, so this looks at the overrides that name
     one: the nearest existing ancestor must be a writable directory.
     """
+    resuming = any(o.startswith("resume=") for o in overrides)
     for override in overrides:
         if not override.startswith(_OUTPUT_KEYS) or "${" in override:
             continue
         key, value = override.split("=", 1)
+        if key == "hydra.run.dir" and not resuming:
+            refuse_finished_run(Path(value))
         existing = Path(value).absolute()
         while not existing.exists():
             existing = existing.parent

@@ -16,7 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 from convlab.callbacks.history import History, ReseedEachEpoch
 from convlab.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from convlab.classifier import Classifier
-from convlab.config import CONF_DIR, compose_run, instantiate, model_choice, net_config, validate
+from convlab.config import (
+    CONF_DIR,
+    compose_run,
+    instantiate,
+    model_choice,
+    net_config,
+    refuse_finished_run,
+    validate,
+)
 from convlab.errors import ConvlabError
 from convlab.record import environment, write_json
 
@@ -89,13 +97,8 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     cfg = cfg if cfg is not None else compose_run(overrides)
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    if not cfg.resume and (
-        (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
-    ):
-        raise ConvlabError(
-            f"{run_dir} already holds a run; continue it with resume={run_dir}, "
-            "or choose another hydra.run.dir"
-        )
+    if not cfg.resume:
+        refuse_finished_run(run_dir)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)

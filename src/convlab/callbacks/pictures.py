@@ -15,6 +15,7 @@ from torchvision.utils import make_grid
 # TensorBoard shows an image at its own size: 5x5 kernels and 10x10 maps need blowing up to be seen
 _MIN_TILE = 56
 _COLUMNS = 8
+_PADDING = 2  # pixels between tiles
 
 
 def confusion_figure(counts: Tensor, class_names: list[str]) -> Figure:
@@ -30,20 +31,35 @@ def confusion_figure(counts: Tensor, class_names: list[str]) -> Figure:
 def prediction_grid(
     images: Tensor, predicted: Tensor, labels: Tensor, class_names: list[str]
 ) -> Figure:
-    """uint8 images titled with their predicted class; a wrong one in red, with its true class."""
-    rows = math.ceil(len(images) / _COLUMNS)
-    figure = Figure(figsize=(1.5 * _COLUMNS, 1.8 * rows), layout="constrained")
-    axes = figure.subplots(rows, _COLUMNS, squeeze=False).ravel()
-    for ax in axes:
-        ax.set_axis_off()
-    guesses, truths = predicted.tolist(), labels.tolist()
-    for ax, image, guess, truth in zip(axes, images, guesses, truths, strict=False):  # spare axes
+    """uint8 images titled with their predicted class; a wrong one in red, with its true class.
+
+    One axes holding one make_grid image, titles as text over it: a subplot per image made each
+    draw ~0.9 s (most of the dashboards' cost in a default run), this ~0.1 s.
+    """
+    tiles = images.reshape(len(images), -1, *images.shape[-2:]).float() / 255  # (N, C, H, W)
+    height, width = tiles.shape[-2:]
+    title_room = math.ceil(height / 2)  # white space above each tile for two lines of title
+    tiles = F.pad(tiles, (0, 0, title_room, 0), value=1.0)  # (N, C, title_room + H, W)
+    grid = make_grid(tiles, nrow=_COLUMNS, padding=_PADDING, pad_value=1.0)  # (3, rows*, cols*)
+    columns = min(len(images), _COLUMNS)
+    figure = Figure(figsize=(1.5 * columns, 1.5 * columns * grid.shape[1] / grid.shape[2]))
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.imshow(grid.permute(1, 2, 0), vmin=0, vmax=1)  # (3, H, W) -> (H, W, 3)
+    cell_height, cell_width = title_room + height + _PADDING, width + _PADDING
+    for i, (guess, truth) in enumerate(zip(predicted.tolist(), labels.tolist(), strict=True)):
+        row, column = divmod(i, _COLUMNS)
         wrong = guess != truth
-        ax.imshow(_height_width_channels(image), cmap="gray", vmin=0, vmax=255)
-        title = class_names[guess]
-        if wrong:
-            title += f"\n(true: {class_names[truth]})"
-        ax.set_title(title, fontsize=8, color="red" if wrong else "black")
+        title = class_names[guess] + (f"\n(true: {class_names[truth]})" if wrong else "")
+        ax.text(
+            column * cell_width + _PADDING + width / 2,
+            row * cell_height + _PADDING + title_room / 2,
+            title,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="red" if wrong else "black",
+        )
     return figure
 
 
@@ -68,10 +84,3 @@ def _grid(tiles: Tensor, scale_each: bool) -> Tensor:
     if factor > 1:
         tiles = F.interpolate(tiles, scale_factor=factor, mode="nearest")  # pixels stay squares
     return make_grid(tiles, nrow=_COLUMNS, normalize=True, scale_each=scale_each, pad_value=1.0)
-
-
-def _height_width_channels(image: Tensor) -> Tensor:
-    """(H, W) or (C, H, W) -> what imshow takes: (H, W) grey or (H, W, 3) colour."""
-    if image.dim() == 2:
-        return image.cpu()
-    return image.cpu().permute(1, 2, 0).squeeze(-1)  # (C, H, W) -> (H, W, C), grey as (H, W)
