@@ -26,6 +26,11 @@ def check_table(out: str, rows: list[dict], ratio_key: str = "ratio") -> None:
     assert all(row[ratio_key] > 0 for row in rows)
 
 
+def test_paired_ratio_divides_within_pairs_not_medians(bench):
+    # medians alone would say 4 / 1 = 4; the three pairs' ratios are 2, 4 and 3
+    assert bench("bench_report").paired_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == (3.0, 2.0, 4.0)
+
+
 def test_bench_data_compares_both_pipelines_on_the_same_pixels(bench, idx_dir, tmp_path, capsys):
     saved = tmp_path / "data.json"
     rows = bench("bench_data").main(
@@ -73,8 +78,10 @@ def test_bench_gpu_names_an_unknown_feature(bench):
 @pytest.mark.slow
 def test_bench_tta_times_train_py_and_reads_its_accuracy(bench, tmp_path, capsys):
     rows = bench("bench_tta").main(
-        ["--seeds", "0", "--out", str(tmp_path), "--overrides", *TINY, "threads=1"]
+        ["--seeds", "0", "--out", str(tmp_path), "--book", "1000", "0.5"]
+        + ["--overrides", *TINY, "threads=1"]
     )
     check_table(capsys.readouterr().out, rows, "ratio (book s / ours)")
     assert 0 <= rows[0]["test acc"] <= 1 and rows[0]["epochs"] == 1
+    assert rows[0]["ratio (book s / ours)"] == pytest.approx(1000 / rows[0]["wall s"])
     assert (tmp_path / "seed0_r0" / "metrics.json").is_file()
