@@ -73,6 +73,15 @@ def test_augmentation_only_in_training_mode_and_seeded():
     assert torch.equal(a, pre(x)) and not torch.equal(a, pre.eval()(x))
 
 
+def test_augmented_pixels_are_black_after_normalization():
+    # normalizing comes before resizing and augmenting, so "black" is (0 - mean) / std, not 0
+    pre = Preprocess(28, mean=0.5, std=0.25, augment={"translate": 3, "erase_p": 1.0}).train()
+    torch.manual_seed(0)
+    out = pre(torch.full((8, 28, 28), 255, dtype=torch.uint8))
+    white, black = (1 - 0.5) / 0.25, (0 - 0.5) / 0.25
+    assert set(out.unique().tolist()) == {black, white}
+
+
 def test_translation_moves_pixels_without_changing_them():
     from convlab.data.preprocess import Augment
 

@@ -34,13 +34,13 @@ def prediction_grid(
     """uint8 images titled with their predicted class; a wrong one in red, with its true class.
 
     One axes holding one make_grid image, titles as text over it: a subplot per image made each
-    draw ~0.9 s (most of the dashboards' cost in a default run), this ~0.1 s.
+    draw ~0.9 s (most of the dashboards' cost in a default run), this one ~0.1 s.
     """
     tiles = images.reshape(len(images), -1, *images.shape[-2:]).float() / 255  # (N, C, H, W)
     height, width = tiles.shape[-2:]
     title_room = math.ceil(height / 2)  # white space above each tile for two lines of title
     tiles = F.pad(tiles, (0, 0, title_room, 0), value=1.0)  # (N, C, title_room + H, W)
-    grid = make_grid(tiles, nrow=_COLUMNS, padding=_PADDING, pad_value=1.0)  # (3, rows*, cols*)
+    grid = make_grid(tiles, nrow=_COLUMNS, padding=_PADDING, pad_value=1.0)  # (3, Hgrid, Wgrid)
     columns = min(len(images), _COLUMNS)
     figure = Figure(figsize=(1.5 * columns, 1.5 * columns * grid.shape[1] / grid.shape[2]))
     ax = figure.add_axes((0, 0, 1, 1))

@@ -18,9 +18,12 @@ class Augment(nn.Module):
     start, so runs and resumed runs see the same augmentations.
     """
 
-    def __init__(self, flip: bool = False, translate: int = 0, erase_p: float = 0.0):
+    def __init__(
+        self, flip: bool = False, translate: int = 0, erase_p: float = 0.0, black: float = 0.0
+    ):
         super().__init__()
         self.flip, self.translate, self.erase_p = flip, translate, erase_p
+        self.black = black  # a black pixel's value in the (normalized) images this module gets
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W) float
         n = x.shape[0]
@@ -28,16 +31,16 @@ class Augment(nn.Module):
             flip = torch.rand(n, 1, 1, 1, device=x.device) < 0.5
             x = torch.where(flip, x.flip(-1), x)
         if self.translate:
-            x = self._translate(x, self.translate)
+            x = self._translate(x, self.translate, self.black)
         if self.erase_p:
             x = self._erase(x)
         return x
 
     @staticmethod
-    def _translate(x: torch.Tensor, t: int) -> torch.Tensor:
+    def _translate(x: torch.Tensor, t: int, black: float) -> torch.Tensor:
         """Shift each image by up to t pixels in each direction, filling with black."""
         n, c, h, w = x.shape
-        padded = F.pad(x, (t, t, t, t))  # (N, C, H+2t, W+2t)
+        padded = F.pad(x, (t, t, t, t), value=black)  # (N, C, H+2t, W+2t)
         dy, dx = torch.randint(0, 2 * t + 1, (2, n, 1), device=x.device)
         rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None].expand(n, c, h, w + 2 * t)
         cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :].expand(n, c, h, w)
@@ -59,14 +62,14 @@ class Augment(nn.Module):
         in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])  # (N, W)
         chosen = torch.rand(n, device=x.device) < self.erase_p
         mask = (in_y[:, :, None] & in_x[:, None, :] & chosen[:, None, None])[:, None]  # (N,1,H,W)
-        return x.masked_fill(mask, 0.0)
+        return x.masked_fill(mask, self.black)
 
 
 class Preprocess(nn.Module):
     """uint8 (N, H, W) or (N, C, H, W) -> float (N, channels, *size), resized and normalized.
 
-    Resizing is bilinear with antialiasing, as torchvision's Resize on PIL images, so results match
-    the book's pipeline; augmentation runs only in training mode.
+    Resizing is bilinear, antialiased when it shrinks, as torchvision's Resize on PIL images, so
+    results match the book's pipeline; augmentation runs only in training mode.
     """
 
     def __init__(
@@ -87,15 +90,18 @@ class Preprocess(nn.Module):
             "channels": channels,
             "augment": dict(augment) if augment else None,
         }
-        self.register_buffer("mean", torch.tensor(float(mean)), persistent=False)
-        self.register_buffer("std", torch.tensor(float(std)), persistent=False)
-        self.augment = Augment(**augment) if augment else None
+        # mean and std on the 0-255 scale of the stored bytes, so normalizing needs no /255 pass
+        self.register_buffer("byte_mean", torch.tensor(255.0 * mean), persistent=False)
+        self.register_buffer("byte_std", torch.tensor(255.0 * std), persistent=False)
+        self.augment = Augment(**augment, black=-mean / std) if augment else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-        # a copy even of float input, which the in-place ops below must not touch
-        x = x.to(torch.float32, copy=True).div_(255)
+        # normalized before resizing, at the stored size: bilinear weights sum to 1, so the result
+        # is the same (within 5e-7) as normalizing after, and at 224 that saves two whole passes.
+        # A copy even of float input, which the in-place ops must not touch.
+        x = x.to(torch.float32, copy=True).sub_(self.byte_mean).div_(self.byte_std)
         if tuple(x.shape[-2:]) != self.size:
             # antialiasing only changes downscaling; upscaling 28 -> 96/224 takes the faster kernel
             shrinks = any(out < now for out, now in zip(self.size, x.shape[-2:], strict=True))
@@ -103,8 +109,7 @@ class Preprocess(nn.Module):
                 x, size=self.size, mode="bilinear", antialias=shrinks, align_corners=False
             )
         if self.augment is not None and self.training:
-            x = self.augment(x)  # before normalizing, so shifted-in and erased pixels are black
-        x = x.sub_(self.mean).div_(self.std)  # in place: at 224 a new tensor is a whole extra pass
+            x = self.augment(x)  # shifted-in and erased pixels are black (normalized)
         if x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)  # grey -> RGB, as a view
         return x
