@@ -5,8 +5,9 @@ Preprocess; the book (d2l, section 4.2) decodes every sample to a PIL image, res
 it to a float tensor, and collates in DataLoader worker processes. Both deliver float batches of
 (128, 1, size, size) in [0, 1], resized bilinearly; the script checks they hold the same pixels.
 
-Each repeat times a fixed number of batches of each side, one side after the other, after a few
-warm-up batches (which also hide the workers' start-up: the steady state favours the book).
+Each repeat times a fixed number of batches of each side, back to back (each side first in every
+other repeat), after a few warm-up batches (which also hide the workers' start-up: the steady state
+favours the book); the ratio is the median of the per-repeat ratios.
 
     python scripts/bench_data.py [--sizes 28 96 224] [--batches N] [--repeats 5] [--json PATH]
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from bench_report import paired_ratio, report
+from bench_report import paired_ratio, report, run_pairs
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
@@ -125,16 +126,15 @@ def bench_size(args: argparse.Namespace, root: Path, size: int) -> dict:
     )
     if args.warmup + n > min(len(book), len(datamodule.train_dataloader())):
         sys.exit(f"bench_data: --warmup + --batches exceeds one epoch at batch {args.batch_size}")
-    times: dict[str, list[float]] = {"convlab": [], "book": []}
+    sides = {
+        "convlab": lambda: images_per_second(
+            datamodule.train_dataloader(), datamodule.preprocess, args.warmup, n
+        ),
+        # a fresh iterator starts fresh workers: none linger while convlab is timed
+        "book": lambda: images_per_second(book, lambda x: x, args.warmup, n),
+    }
     with torch.no_grad():
-        for _ in range(args.repeats):  # alternate, so both sides see the same machine load
-            times["convlab"].append(
-                images_per_second(
-                    datamodule.train_dataloader(), datamodule.preprocess, args.warmup, n
-                )
-            )
-            # a fresh iterator starts fresh workers: none linger while convlab is timed
-            times["book"].append(images_per_second(book, lambda x: x, args.warmup, n))
+        times = run_pairs(sides, args.repeats)
     ratio, low, high = paired_ratio(times["convlab"], times["book"])
     target = TARGETS.get(size)
     return {

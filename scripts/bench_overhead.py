@@ -27,7 +27,7 @@ from collections.abc import Iterable
 import lightning as L
 import torch
 import torch.nn.functional as F
-from bench_report import paired_ratio, report
+from bench_report import paired_ratio, report, run_pairs
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
@@ -154,10 +154,7 @@ def bench_model(args: argparse.Namespace, model: str, run_dir: str) -> dict:
             args.batches,
         ),
     }
-    times: dict[str, list[float]] = {"lightning": [], "plain": []}
-    for repeat in range(args.repeats):  # pairs back to back, each side first in turn
-        for side in sorted(sides, reverse=repeat % 2 == 1):
-            times[side].append(sides[side]())
+    times = run_pairs(sides, args.repeats)
     # images/s ratio = plain seconds / Lightning seconds, per pair
     ratio, low, high = paired_ratio(times["plain"], times["lightning"])
     images = args.batches * args.batch_size

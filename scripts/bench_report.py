@@ -5,11 +5,22 @@ import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from convlab.record import environment, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_pairs(sides: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Each side's measurements, taken in back-to-back pairs, each side first in every other pair
+    (so neither always runs on the warmer, or the more loaded, machine)."""
+    results: dict[str, list[float]] = {side: [] for side in sides}
+    for repeat in range(repeats):
+        for side in sorted(sides, reverse=repeat % 2 == 1):
+            results[side].append(sides[side]())
+    return results
 
 
 def paired_ratio(ours: list[float], theirs: list[float]) -> tuple[float, float, float]:

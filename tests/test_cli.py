@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from convlab.config import check_output_dirs
+from convlab.errors import ConvlabError
 from tests.conftest import TINY, cli
 
 
@@ -87,3 +89,13 @@ def test_a_directory_holding_a_run_is_refused_before_hydra_writes_into_it(tmp_pa
     assert "already holds a run; continue it with resume=" in one_line_error(out)
     assert (run / ".hydra" / "config.yaml").read_text() == "the earlier run's record"
     assert sorted(p.name for p in run.iterdir()) == [".hydra", "metrics.json"]
+
+
+@pytest.mark.parametrize(
+    "spelling", ["hydra.run.dir={}", 'hydra.run.dir="{}"', "++hydra.run.dir='{}'"]
+)
+def test_every_spelling_of_a_used_run_directory_is_refused_unless_resuming(tmp_path, spelling):
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ConvlabError, match="already holds a run"):
+        check_output_dirs(["model=lenet", spelling.format(tmp_path)])
+    check_output_dirs([spelling.format(tmp_path), f"resume={tmp_path}"])  # Lightning's DDP ranks

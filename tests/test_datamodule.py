@@ -47,13 +47,14 @@ def test_finds_files_in_system_dir(idx_dir, tmp_path):
     assert len(dm.splits["test"][0]) == 50
 
 
-@pytest.mark.parametrize("resize", [28, 96, [32, 48]])
+@pytest.mark.parametrize("resize", [28, 96, [32, 48], 14, [20, 40]])  # same, up, down
 def test_preprocess_resizes_and_normalizes_batches(resize):
     x = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     out = Preprocess(resize, mean=0.5, std=0.25)(x)
     size = (resize, resize) if isinstance(resize, int) else tuple(resize)
     assert out.shape == (4, 1, *size) and out.dtype == torch.float32
     ref = F.interpolate(x[:, None].float() / 255, size=size, mode="bilinear", antialias=True)
+    # convlab normalizes before resizing: equal to normalizing after, as bilinear weights sum to 1
     assert torch.allclose(out, (ref - 0.5) / 0.25, atol=1e-5)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import InstantiationException, OverrideParseException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -114,11 +115,27 @@ def net_config(model_cfg: DictConfig) -> dict:
     return cfg
 
 
-_OUTPUT_KEYS = ("hydra.run.dir=", "hydra.sweep.dir=", "paths.log_dir=", "paths.root_dir=")
+_OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir")
 
 
-def refuse_finished_run(run_dir: Path) -> None:
-    """A directory with a run's metrics or checkpoints is continued with resume=, never reused."""
+def _keys_and_values(overrides: list[str]) -> list[tuple[str, object]]:
+    """Each override's key and value as Hydra reads them (quotes stripped, ``++`` dropped; a sweep's
+    value is not a str). Unparseable overrides give nothing: Hydra reports them itself."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException:
+        return []
+    return [(o.key_or_group, o.value()) for o in parsed]
+
+
+def _without(overrides: list[str], keys: tuple[str, ...]) -> list[str]:
+    pairs = _keys_and_values(overrides)
+    return [o for o, (key, _) in zip(overrides, pairs, strict=True) if key not in keys]
+
+
+def refuse_used_run_dir(run_dir: Path) -> None:
+    """A directory with a run's metrics or checkpoints, finished or not, is continued with resume=,
+    never trained over."""
     if (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists():
         raise ConvlabError(
             f"{run_dir} already holds a run; continue it with resume={run_dir}, "
@@ -133,13 +150,13 @@ def check_output_dirs(overrides: list[str]) -> None:
     Hydra creates the run directory before convlab runs, so this looks at the overrides that name
     one: the nearest existing ancestor must be a writable directory.
     """
-    resuming = any(o.startswith("resume=") for o in overrides)
-    for override in overrides:
-        if not override.startswith(_OUTPUT_KEYS) or "${" in override:
+    pairs = _keys_and_values(overrides)
+    resuming = any(key == "resume" for key, _ in pairs)
+    for key, value in pairs:
+        if key not in _OUTPUT_KEYS or not isinstance(value, str) or "${" in value:
             continue
-        key, value = override.split("=", 1)
         if key == "hydra.run.dir" and not resuming:
-            refuse_finished_run(Path(value))
+            refuse_used_run_dir(Path(value))
         existing = Path(value).absolute()
         while not existing.exists():
             existing = existing.parent
@@ -157,10 +174,10 @@ def expand_resume(overrides: list[str]) -> list[str]:
     Composing the same config again (rather than reading a saved one) keeps the run directory's
     ``.hydra`` record identical to the original, apart from the resume key itself.
     """
-    resume = [o for o in overrides if o.startswith("resume=")]
+    resume = [value for key, value in _keys_and_values(overrides) if key == "resume"]
     if not resume:
         return overrides
-    run_dir = Path(resume[-1].split("=", 1)[1]).resolve()
+    run_dir = Path(str(resume[-1])).resolve()
     saved = run_dir / ".hydra" / "overrides.yaml"
     if not saved.is_file():
         raise ConvlabError(
@@ -170,8 +187,8 @@ def expand_resume(overrides: list[str]) -> list[str]:
         raise ConvlabError(
             f"resume={run_dir}: no checkpoints/last.ckpt yet; start the run again instead"
         )
-    original = [o for o in OmegaConf.load(saved) if not o.startswith(("resume=", "hydra.run.dir="))]
-    extra = [o for o in overrides if not o.startswith("resume=")]
+    original = _without(list(OmegaConf.load(saved)), ("resume", "hydra.run.dir"))
+    extra = _without(overrides, ("resume",))
     return [*original, *extra, f"hydra.run.dir={run_dir}", f"resume={run_dir}"]
 
 
@@ -186,11 +203,6 @@ def compose_run(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     run_dir = Path(cfg.hydra.run.dir)
-    if not any(o.startswith("hydra.run.dir=") for o in overrides):
-        base, n = run_dir, 0
-        while run_dir.exists():  # two runs in the same second get their own directories
-            n += 1
-            run_dir = base.with_name(f"{base.name}_{n}")
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir.resolve())
         cfg.hydra.job.name = "train"

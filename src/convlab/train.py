@@ -22,7 +22,7 @@ from convlab.config import (
     instantiate,
     model_choice,
     net_config,
-    refuse_finished_run,
+    refuse_used_run_dir,
     validate,
 )
 from convlab.errors import ConvlabError
@@ -98,7 +98,7 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     if not cfg.resume:
-        refuse_finished_run(run_dir)
+        refuse_used_run_dir(run_dir)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)

@@ -33,10 +33,10 @@ def prediction_grid(
 ) -> Figure:
     """uint8 images titled with their predicted class; a wrong one in red, with its true class.
 
-    One axes holding one make_grid image, titles as text over it: a subplot per image made each
-    draw ~0.9 s (most of the dashboards' cost in a default run), this one ~0.1 s.
+    One axes holding one make_grid image, titles as text over it: 4-5x faster to build and render
+    than a subplot per image (0.17-0.20 s against 0.66-1.07 s per draw, measured twice).
     """
-    tiles = images.reshape(len(images), -1, *images.shape[-2:]).float() / 255  # (N, C, H, W)
+    tiles = images.cpu().reshape(len(images), -1, *images.shape[-2:]).float() / 255  # (N,C,H,W)
     height, width = tiles.shape[-2:]
     title_room = math.ceil(height / 2)  # white space above each tile for two lines of title
     tiles = F.pad(tiles, (0, 0, title_room, 0), value=1.0)  # (N, C, title_room + H, W)
@@ -83,4 +83,6 @@ def _grid(tiles: Tensor, scale_each: bool) -> Tensor:
     factor = math.ceil(_MIN_TILE / min(tiles.shape[-2:]))
     if factor > 1:
         tiles = F.interpolate(tiles, scale_factor=factor, mode="nearest")  # pixels stay squares
-    return make_grid(tiles, nrow=_COLUMNS, normalize=True, scale_each=scale_each, pad_value=1.0)
+    return make_grid(
+        tiles, nrow=_COLUMNS, padding=_PADDING, normalize=True, scale_each=scale_each, pad_value=1.0
+    )

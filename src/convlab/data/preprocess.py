@@ -99,7 +99,7 @@ class Preprocess(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
         # normalized before resizing, at the stored size: bilinear weights sum to 1, so the result
-        # is the same (within 5e-7) as normalizing after, and at 224 that saves two whole passes.
+        # is the same (within 1e-6) as normalizing after, and at 224 that saves two whole passes.
         # A copy even of float input, which the in-place ops must not touch.
         x = x.to(torch.float32, copy=True).sub_(self.byte_mean).div_(self.byte_std)
         if tuple(x.shape[-2:]) != self.size:
