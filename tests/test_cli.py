@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from convlab.config import check_output_dirs
+from convlab.config import check_output_dirs, expand_resume
 from convlab.errors import ConvlabError
 from tests.conftest import TINY, cli
 
@@ -99,3 +101,20 @@ def test_every_spelling_of_a_used_run_directory_is_refused_unless_resuming(tmp_p
     with pytest.raises(ConvlabError, match="already holds a run"):
         check_output_dirs(["model=lenet", spelling.format(tmp_path)])
     check_output_dirs([spelling.format(tmp_path), f"resume={tmp_path}"])  # Lightning's DDP ranks
+
+
+def test_resume_reads_the_saved_overrides_whatever_the_spelling(tmp_path):
+    run = tmp_path / "lr=0.1,seed=1 it's"  # '=', ',' and a quote: unquoted, Hydra would misread it
+    (run / ".hydra").mkdir(parents=True)
+    # what Hydra records for a run that was itself resumed once
+    saved = ["model=lenet", "hydra.run.dir='" + str(run).replace("'", "\\'") + "'"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(saved))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    expanded = expand_resume([f'resume="{run}"', "trainer.max_epochs=5"])
+    assert expanded[:2] == ["model=lenet", "trainer.max_epochs=5"]
+    parsed = OverridesParser.create().parse_overrides(expanded[2:])
+    assert [(o.key_or_group, o.value()) for o in parsed] == [
+        ("hydra.run.dir", str(run)),
+        ("resume", str(run)),
+    ]

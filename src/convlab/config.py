@@ -130,6 +130,8 @@ def _keys_and_values(overrides: list[str]) -> list[tuple[str, object]]:
 
 def _without(overrides: list[str], keys: tuple[str, ...]) -> list[str]:
     pairs = _keys_and_values(overrides)
+    if len(pairs) != len(overrides):
+        raise ConvlabError(f"cannot read the overrides {overrides}; start the run again instead")
     return [o for o, (key, _) in zip(overrides, pairs, strict=True) if key not in keys]
 
 
@@ -189,7 +191,8 @@ def expand_resume(overrides: list[str]) -> list[str]:
         )
     original = _without(list(OmegaConf.load(saved)), ("resume", "hydra.run.dir"))
     extra = _without(overrides, ("resume",))
-    return [*original, *extra, f"hydra.run.dir={run_dir}", f"resume={run_dir}"]
+    quoted = "'" + str(run_dir).replace("'", "\\'") + "'"  # a comma or '=' in a path stays a path
+    return [*original, *extra, f"hydra.run.dir={quoted}", f"resume={quoted}"]
 
 
 def compose_run(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
