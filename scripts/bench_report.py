@@ -63,9 +63,9 @@ def report(rows: list[dict], args: argparse.Namespace, script: str) -> None:
     The load average goes with the figures: other work on the machine skews them, and torch's
     threads suffer most (they wait for each other at every operation).
     """
-    load = os.getloadavg()[0]
+    load, cpu = os.getloadavg()[0], cpu_model()
     print(markdown_table(rows))
-    print(f"{cpu_model()}, load average {load:.2f} on {os.cpu_count()} CPUs")
+    print(f"{cpu}, load average {load:.2f} on {os.cpu_count()} CPUs")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(
@@ -73,7 +73,7 @@ def report(rows: list[dict], args: argparse.Namespace, script: str) -> None:
             {
                 "script": Path(script).name,
                 "args": vars(args),
-                "cpu": cpu_model(),
+                "cpu": cpu,
                 "load_average": load,
                 "environment": environment(ROOT),
                 "rows": rows,
