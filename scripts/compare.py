@@ -1,9 +1,12 @@
-"""Compare the runs of a multirun: a table with mean ± std across seeds, and the val/acc curves.
+"""Compare the runs of a sweep: mean ± std across seeds, best first, and the val/acc curves.
 
     python scripts/compare.py outputs/multiruns/lenet_ablation/<time> [--out DIR]
+    python scripts/compare.py DIR DIR ... --out OUT    # one Optuna study run by several processes
 
-Writes comparison.md, comparison.csv and val_acc.png into the multirun directory (or --out) and
-prints the table. The work is in convlab.compare.
+Writes comparison.md, comparison.csv and val_acc.png into the multirun directory (or --out, which
+several directories need: their combined report belongs to none of them) and prints the table,
+with each configuration's job directories and the jobs that failed, were interrupted or pruned.
+The work is in convlab.compare.
 """
 
 import argparse
@@ -15,10 +18,14 @@ from convlab.errors import ConvlabError
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (hydra.sweep.dir)")
-    parser.add_argument("--out", type=Path, help="where to write (default: the multirun dir)")
+    parser.add_argument(
+        "sweep_dirs", type=Path, nargs="+", metavar="DIR", help="multirun directories"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write (default: the multirun dir; needed with several)"
+    )
     args = parser.parse_args()
     try:
-        print(compare(args.sweep_dir, args.out), end="")
+        print(compare(args.sweep_dirs, args.out), end="")
     except ConvlabError as e:
         sys.exit(f"convlab: error: {e}")

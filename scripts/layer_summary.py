@@ -10,7 +10,10 @@ import sys
 
 from hydra import compose, initialize_config_dir
 
-from convlab.config import CONF_DIR, instantiate, net_config, validate
+from convlab.config import instantiate
+from convlab.paths import CONF_DIR
+from convlab.registry import constructor_args
+from convlab.validate import validate
 from convlab.errors import ConvlabError
 from convlab.models.layers import as_pair
 from convlab.summary import layer_table
@@ -20,7 +23,7 @@ def main(overrides: list[str]) -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     validate(cfg)
-    net = instantiate(net_config(cfg.model))
+    net = instantiate(constructor_args(cfg.model))
     h, w = as_pair(cfg.data.resize)
     print(f"{cfg.model._target_} on a (1, {cfg.data.channels}, {h}, {w}) input")
     print(layer_table(net, (1, cfg.data.channels, h, w)))

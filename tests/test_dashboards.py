@@ -21,7 +21,8 @@ from convlab.callbacks.pictures import (
     prediction_grid,
 )
 from convlab.classifier import Classifier
-from convlab.config import CONF_DIR, net_config
+from convlab.paths import CONF_DIR
+from convlab.registry import constructor_args
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
 from convlab.train import run
@@ -169,7 +170,7 @@ def test_every_model_has_filters_and_feature_maps_to_draw(model):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         size = max(compose("train", [f"model={model}"]).model.get("min_input_size", 1), 28)
         cfg = compose("train", [f"model={model}", f"data.resize={size}"])
-    net = instantiate(net_config(cfg.model)).eval()
+    net = instantiate(constructor_args(cfg.model)).eval()
     with torch.no_grad():
         (first, maps), (_, second_maps) = conv_outputs(net, torch.rand(1, 1, size, size), 2)
     assert first.in_channels == 1 and maps.shape[:2] == (1, first.out_channels)

@@ -15,6 +15,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from convlab.checkpoint_io import META_KEY, CheckpointMeta
 from convlab.errors import ConvlabError
 
 # Scheduler arguments that mean "the length of training"; left unset in a config, they are filled
@@ -141,4 +142,5 @@ class Classifier(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["convlab"] = {**self.record, "preprocess": self.preprocess.config}
+        meta = CheckpointMeta(**self.record, preprocess=self.preprocess.config)
+        checkpoint[META_KEY] = meta.to_checkpoint()

@@ -1,6 +1,7 @@
 """run(cfg): the one place that wires data, model, classifier and trainer together."""
 
 import logging
+import shlex
 import time
 import warnings
 from pathlib import Path
@@ -8,25 +9,26 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from convlab.callbacks.history import History, ReseedEachEpoch
-from convlab.checkpoint_io import AtomicCheckpointIO, load_checkpoint
+from convlab.checkpoint_io import AtomicCheckpointIO, read_meta
 from convlab.classifier import Classifier
-from convlab.config import (
-    CONF_DIR,
-    compose_run,
-    instantiate,
-    model_choice,
-    net_config,
-    refuse_used_run_dir,
-    validate,
-)
+from convlab.config import compose_run, instantiate, model_choice
 from convlab.errors import ConvlabError
+from convlab.evaluation import evaluation_config
+from convlab.inference import build_from_meta, load_weights
+from convlab.paths import REPO_DIR
 from convlab.record import environment, write_json
+from convlab.registry import constructor_args
+from convlab.resume import check_resume_matches
+from convlab.rundir import METRICS, RunDir
+from convlab.signals import Interrupted, interruptible
+from convlab.validate import validate
 
 # Lightning advertises a cloud logger at every Trainer start, and its pytree helper trips a torch
 # deprecation warning: noise in every run's output, nothing a user can act on.
@@ -36,13 +38,14 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
-    """The DataModule and the Classifier around the configured network."""
+def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataModule, Classifier]:
+    """The DataModule and the Classifier around the configured network (or the given one, rebuilt
+    from a checkpoint by the safe path)."""
     datamodule = instantiate(cfg.data)
-    net = instantiate(net_config(cfg.model))
+    net = net if net is not None else instantiate(constructor_args(cfg.model))
     classifier = Classifier(
         net,
-        datamodule.preprocess,
+        preprocess if preprocess is not None else datamodule.preprocess,
         num_classes=cfg.data.num_classes,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
@@ -59,33 +62,29 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
     return datamodule, classifier
 
 
-def _load_weights(classifier: Classifier, path: str) -> None:
-    """Load a checkpoint's weights for evaluation, refusing one made for another network."""
-    ckpt = load_checkpoint(path)
-    saved = ckpt.get("convlab", {})
-    ours = classifier.state_dict()
-    theirs = ckpt.get("state_dict", {})
-    if set(ours) != set(theirs) or any(ours[k].shape != theirs[k].shape for k in ours):
-        trained_with = saved.get("model_name") or saved.get("config", {}).get("model", {}).get(
-            "_target_", "another model"
-        )
-        resize = saved.get("config", {}).get("data", {}).get("resize")
-        same = f"model={trained_with}" + (f" data.resize={resize}" if resize is not None else "")
-        raise ConvlabError(
-            f"{path} holds weights for {same} that do not fit this config's "
-            f"model={model_choice() or type(classifier.net).__name__}; pass {same}"
-        )
-    classifier.load_state_dict(theirs)
-
-
 def _instantiate_all(group: DictConfig | None) -> list:
     """Callbacks and loggers are dicts of configs, so one can be dropped with `callbacks.x=null`."""
     return [instantiate(c) for c in (group or {}).values() if c is not None]
 
 
-def _tested_checkpoint(trainer: L.Trainer) -> str | None:
-    ckpt = trainer.checkpoint_callback
-    return ckpt.best_model_path or None if isinstance(ckpt, ModelCheckpoint) else None
+def _trainer(cfg: DictConfig) -> L.Trainer:
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it cannot show
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, History(), ReseedEachEpoch(cfg.seed)],
+        logger=_instantiate_all(cfg.get("logger")),
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def _multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
@@ -95,71 +94,95 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     exactly as ``python train.py model=lenet trainer.max_epochs=2`` does.
     """
     cfg = cfg if cfg is not None else compose_run(overrides)
+    run_dir = RunDir(Path(cfg.paths.output_dir), resuming=bool(cfg.resume)).claim()
+    try:
+        run_dir.write_record(
+            cfg, HydraConfig.get() if HydraConfig.initialized() else None, _overrides()
+        )
+        with interruptible():
+            record = _run(cfg, run_dir)
+        run_dir.clear_failure()
+        return record
+    except ConvlabError as e:
+        if _multirun() or not run_dir.remove_if_empty_run():
+            run_dir.record_failure("failed", str(e), _overrides(), resumable=False)
+        raise
+    except Interrupted as e:
+        e.run_dir, e.resumable = run_dir.path, (run_dir.path / "checkpoints/last.ckpt").is_file()
+        e.in_sweep = _multirun()
+        run_dir.record_failure("interrupted", str(e), _overrides(), e.resumable)
+        raise
+    finally:
+        run_dir.release()
+
+
+def _run(cfg: DictConfig, run_dir: RunDir) -> dict:
+    """The run's stages, top to bottom."""
     validate(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    if not cfg.resume:
-        refuse_used_run_dir(run_dir)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule, classifier = build(cfg)
-    history = History()
-    callbacks = _instantiate_all(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it cannot show
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=[*callbacks, history, ReseedEachEpoch(cfg.seed)],
-        logger=_instantiate_all(cfg.get("logger")),
-        plugins=[AtomicCheckpointIO()],
-    )
-    started = time.perf_counter()
-    tested = None
-    if cfg.train:
-        resume = str(Path(cfg.resume) / "checkpoints" / "last.ckpt") if cfg.resume else None
-        if resume:
-            load_checkpoint(resume)  # refuse an unsafe or truncated file with convlab's message
-        trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        tested = _tested_checkpoint(trainer)
-    elif cfg.ckpt_path:
-        _load_weights(classifier, cfg.ckpt_path)
-        tested = str(cfg.ckpt_path)
+    saved = None
+    if not cfg.train:  # evaluate a checkpoint inside the network it was trained with
+        if not cfg.ckpt_path:
+            raise ConvlabError("train=false needs a checkpoint to evaluate: add ckpt_path=<file>")
+        saved, meta = read_meta(cfg.ckpt_path)
+        evaluation_config(cfg, meta, _overrides(), cfg.ckpt_path)
+        validate(cfg)
+        datamodule, classifier = build(cfg, *build_from_meta(meta, cfg.ckpt_path))
     else:
-        raise ConvlabError("train=false needs a checkpoint to evaluate: add ckpt_path=<file.ckpt>")
+        datamodule, classifier = build(cfg)
+    trainer = _trainer(cfg)
+    started = time.perf_counter()
+    if saved is not None:
+        load_weights(classifier, saved, cfg.ckpt_path)
+        tested, what = str(cfg.ckpt_path), "the given checkpoint"
+    else:
+        _fit(trainer, classifier, datamodule, cfg, run_dir)
+        tested, what = _tested_checkpoint(trainer)
     fit_s = time.perf_counter() - started
+    history = next(c for c in trainer.callbacks if isinstance(c, History))
     epochs = list(history.epochs)  # testing a checkpoint restores callback states, history included
     test_metrics = {}
     if cfg.test:
-        ckpt = tested if cfg.train and tested else None
         (test_metrics,) = trainer.test(
-            classifier, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
+            classifier,
+            datamodule=datamodule,
+            ckpt_path=tested if saved is None else None,
+            weights_only=True,
+            verbose=False,
         )
-    record = _record(
-        cfg,
-        classifier,
-        epochs,
-        test_metrics,
-        tested,
-        timing={"fit_s": fit_s, "wall_s": time.perf_counter() - started},
-    )
-    log_dir = Path(cfg.paths.log_dir).resolve()
-    _finish(
-        trainer, run_dir, log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir, record
-    )
+    timing = {"fit_s": fit_s, "wall_s": time.perf_counter() - started}
+    record = _record(cfg, classifier, epochs, test_metrics, tested, what, timing)
+    _finish(trainer, cfg, run_dir.path, record)
     return record
 
 
-def _record(cfg, classifier, epochs, test_metrics, tested, timing) -> dict:
+def _fit(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: RunDir) -> None:
+    last = run_dir.path / "checkpoints" / "last.ckpt" if cfg.resume else None
+    if last is not None:  # the checkpoint must be of this very config, whatever the record says
+        _, meta = read_meta(last)
+        check_resume_matches(cfg, meta, run_dir.path)
+    trainer.fit(classifier, datamodule=datamodule, ckpt_path=last, weights_only=True)
+
+
+def _tested_checkpoint(trainer: L.Trainer) -> tuple[str | None, str]:
+    """The best-val checkpoint the test uses, or none (final weights) without a monitor."""
+    ckpt = trainer.checkpoint_callback
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path:
+        return ckpt.best_model_path, "best-val checkpoint"
+    return None, "final weights"
+
+
+def _record(cfg, classifier, epochs, test_metrics, tested, what, timing) -> dict:
     best = max(epochs, key=lambda r: r.get("val/acc", float("-inf"))) if epochs else {}
     metrics = {k: v for k, v in best.items() if k.startswith("val/")}
     metrics.update({k: float(v) for k, v in test_metrics.items()})
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     return {
+        "status": "finished",
         "metrics": metrics,
         "best_epoch": best.get("epoch"),
-        "tested": "best-val checkpoint"
-        if cfg.train and tested
-        else ("the given checkpoint" if tested else "final weights"),
+        "tested": what,
         "epochs_run": len(epochs),
         "history": epochs,
         "model": {
@@ -167,33 +190,33 @@ def _record(cfg, classifier, epochs, test_metrics, tested, timing) -> dict:
             "class": type(classifier.net).__name__,
             "params": sum(p.numel() for p in classifier.net.parameters()),
         },
-        "overrides": overrides,
-        "environment": environment(CONF_DIR.parent),
+        "overrides": _overrides(),
+        "environment": environment(REPO_DIR),
         "timing": timing,
         "paths": {"run_dir": str(cfg.paths.output_dir), "checkpoint": tested},
     }
 
 
 @rank_zero_only
-def _finish(trainer: L.Trainer, run_dir: Path, logdir: Path, record: dict) -> None:
+def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: dict) -> None:
     """Rank 0 writes metrics.json, sends the final metrics to TensorBoard's HPARAMS tab, and says
     where everything is."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "metrics.json", record)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            config = trainer.lightning_module.record.get("config", {})
             logger.log_hyperparams(
-                _flatten(config),
+                _flatten(OmegaConf.to_container(cfg, resolve=True)),
                 {f"hp/{k.replace('/', '_')}": v for k, v in record["metrics"].items()},
             )
             logger.save()
+    write_json(run_dir / METRICS, record)  # last: metrics.json marks the run finished
     acc = record["metrics"].get("test/acc")
     if acc is not None:
         epoch = f", epoch {record['best_epoch']}" if record["best_epoch"] is not None else ""
         print(f"test/acc {acc:.4f} ({record['tested']}{epoch})")
     print(f"run directory: {run_dir}")
-    print(f"dashboards: tensorboard --logdir {logdir}")
+    log_dir = Path(cfg.paths.log_dir).resolve()
+    shown = log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir
+    print(f"dashboards: tensorboard --logdir {shlex.quote(str(shown))}")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -20,8 +20,11 @@ from convlab.ops import (
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
     corr2d_vectorized,
+    fractional_stride_conv,
     kernel_matrix,
     max_pool2x2_relu,
+    max_pool_relu,
+    min_pool2d,
     mirror_pad2d,
     output_shape,
     pool2d,
@@ -29,6 +32,8 @@ from convlab.ops import (
 )
 
 SETTINGS = settings(max_examples=40, deadline=None)
+# the exercises' operations: fewer draws, their worked examples are tested on their own as well
+EXERCISE_SETTINGS = settings(max_examples=15, deadline=None)
 
 
 @dataclass(frozen=True)
@@ -232,4 +237,36 @@ def test_mirror_padding(case: Case) -> None:
         lambda X: mirror_pad2d(X, case.padding),
         lambda X: F.pad(X, (q_w, q_w, q_h, q_h), mode="reflect"),
         case.randn(case.batch, case.c_i, h, w),
+    )
+
+
+@EXERCISE_SETTINGS
+@given(pool_cases)
+def test_min_pool(case: Case) -> None:
+    assert_matches(
+        lambda X: min_pool2d(X, case.kernel, case.padding, case.stride),
+        lambda X: -F.max_pool2d(-X, case.kernel, case.stride, case.padding),
+        case.distinct(case.batch, case.c_i, case.h, case.w),
+    )
+
+
+@EXERCISE_SETTINGS
+@given(cases())
+def test_max_pool_from_relus_any_window(case: Case) -> None:
+    assert_matches(
+        lambda X: max_pool_relu(X, case.kernel, case.stride),
+        lambda X: F.max_pool2d(X, case.kernel, case.stride),
+        case.distinct(case.batch, case.c_i, case.h + 3, case.w + 3),  # the window must fit
+    )
+
+
+@EXERCISE_SETTINGS
+@given(cases())
+def test_fractional_stride_is_conv_transpose2d(case: Case) -> None:
+    factor = case.stride[0]
+    assert_matches(
+        lambda X, K: fractional_stride_conv(X, K, factor),
+        lambda X, K: F.conv_transpose2d(X[None, None], K[None, None], stride=factor)[0, 0],
+        case.randn(case.h, case.w),
+        case.randn(*case.kernel, stream=1),
     )

@@ -122,6 +122,11 @@ class IDXDataModule(TensorDataModule):
             )
         self.root, self.name, self.download = Path(root), name, download
         self.system_dir = Path(system_dir) if system_dir else None
+        if self.num_classes != len(self.class_names):  # now, not after training
+            raise ConvlabError(
+                f"data.num_classes={self.num_classes} does not match {name}, which has "
+                f"{len(self.class_names)} classes; set data.num_classes={len(self.class_names)}"
+            )
 
     @property
     def class_names(self) -> list[str]:

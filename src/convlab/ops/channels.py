@@ -1,8 +1,10 @@
 """Cross-correlation with several input and output channels (section 7.4)."""
 
+import torch
 from torch import Tensor
 
 from convlab.errors import ConvlabError
+from convlab.ops.correlation import corr2d
 from convlab.ops.shapes import Size2
 from convlab.ops.windows import im2col
 
@@ -39,3 +41,39 @@ def corr2d_multi_in_out_1x1(X: Tensor, K: Tensor) -> Tensor:
         raise ConvlabError(f"corr2d_multi_in_out_1x1 needs a 1x1 kernel, got {k_h}x{k_w}")
     Y = K.reshape(c_o, c_i) @ X.flatten(-2)  # (c_o, c_i) @ (..., c_i, h w) -> (..., c_o, h w)
     return Y.unflatten(-1, X.shape[-2:])
+
+
+def corr2d_grouped_1x1(X: Tensor, blocks: Tensor) -> Tensor:
+    """A 1x1 convolution whose (c_o, c_i) matrix is block-diagonal (7.4 ex 7): torch's groups.
+
+    `blocks` (b, c_o / b, c_i / b) holds the diagonal blocks; channel group g of the output mixes
+    only channel group g of the input, so the layer needs c_o c_i / b multiply-adds per pixel
+    instead of c_o c_i -- b times faster -- but information never crosses groups.
+    X (..., c_i, h, w) -> (..., c_o, h, w).
+    """
+    b, _, c_per_group = blocks.shape
+    groups = X.unflatten(-3, (b, c_per_group)).flatten(-2)  # (..., b, c_i / b, h w)
+    Y = blocks @ groups  # (b, c_o/b, c_i/b) @ (..., b, c_i/b, h w) -> (..., b, c_o/b, h w)
+    return Y.flatten(-3, -2).unflatten(-1, X.shape[-2:])  # (..., c_o, h, w)
+
+
+def channel_shuffle(X: Tensor, groups: int) -> Tensor:
+    """Interleave b = `groups` channel groups: channel g (c / b) + j moves to j b + g.
+
+    The fix for block-diagonal layers (ShuffleNet): after a shuffle, the next grouped layer's
+    group j reads one channel from every group of the previous one, so two grouped layers with a
+    shuffle between them connect every input channel to every output channel. (..., c, h, w)
+    keeps its shape.
+    """
+    c = X.shape[-3]
+    return X.unflatten(-3, (groups, c // groups)).transpose(-4, -3).flatten(-4, -3)
+
+
+def corr2d_multi_in_out_loop(X: Tensor, K: Tensor) -> Tensor:
+    """The book's corr2d_multi_in_out: channel by channel, the c_i maps summed in order.
+
+    Same values as the matrix-product version in exact arithmetic; in floating point the two add
+    the products in different orders, which is why the book compares them with a tolerance
+    (7.4 ex 4). X (c_i, h, w), K (c_o, c_i, k_h, k_w) -> (c_o, h', w').
+    """
+    return torch.stack([sum(corr2d(x, k) for x, k in zip(X, K_o, strict=True)) for K_o in K])

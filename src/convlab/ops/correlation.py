@@ -5,6 +5,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from convlab.ops.costs import strip_plan
 from convlab.ops.padding import pad2d
 from convlab.ops.shapes import Size2, output_shape, pair
 from convlab.ops.windows import sliding_windows
@@ -35,6 +36,17 @@ def corr2d_vectorized(X: Tensor, K: Tensor, padding: Size2 = 0, stride: Size2 = 
     """
     windows = sliding_windows(pad2d(X, padding), K.shape, stride)  # (..., oh, ow, kh, kw)
     return (windows * K).sum((-2, -1))
+
+
+def corr2d_in_strips(X: Tensor, K: Tensor, delta: int) -> Tensor:
+    """The same (h', w') output as `corr2d`, computed `delta` output columns at a time (7.4 ex 6).
+
+    Each strip reads only the k_w + delta - 1 input columns its windows cover, as a kernel that
+    keeps the strip in fast memory would; `strip_plan` says which, and `strip_reads_per_output`
+    what that saves.
+    """
+    plan = strip_plan(X.shape[1], K.shape[1], delta)
+    return torch.cat([corr2d_vectorized(X[:, columns], K) for columns, _ in plan], dim=1)
 
 
 class Conv2D(nn.Module):

@@ -15,7 +15,7 @@ from convlab.ops.learn_kernel import KernelFit
 
 def _new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)  # render with Agg whatever the session's backend is
+    FigureCanvasAgg(figure)  # render with Agg whatever matplotlib's default backend is
     return figure
 
 

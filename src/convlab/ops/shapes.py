@@ -30,3 +30,15 @@ def output_shape(n: Size2, k: Size2, p: Size2, s: Size2) -> tuple[int, int]:
             "in total; pad more or use a smaller window"
         )
     return out
+
+
+def stacked_output_shape(n: Size2, k: Size2, p: Size2, s: Size2, layers: int) -> tuple[int, int]:
+    """The output of `layers` identical layers in a row, each by `output_shape` (book's total p).
+
+    Without padding every k x k layer takes k - 1 rows and columns: ten 5x5 layers take a
+    240x240 image down to 200x200 (7.3).
+    """
+    shape = pair(n)
+    for _ in range(layers):
+        shape = output_shape(shape, k, p, s)
+    return shape

@@ -1,0 +1,87 @@
+"""Networks built from data (a checkpoint's saved config) without running anything it names.
+
+A checkpoint may come from anyone. Its model config is therefore never handed to Hydra's
+``instantiate`` (whose blocklist is best-effort, not a security boundary): the class must be one
+that a config in ``conf/model/`` names, and every argument a plain value. A user's own
+``conf/model/<name>.yaml`` registers its class; there is no second list to keep.
+"""
+
+import importlib
+import math
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import OmegaConf
+
+from convlab.errors import ConvlabError
+from convlab.paths import CONF_DIR
+
+if TYPE_CHECKING:  # torch is imported only when a network is built: the CLI answers --help fast
+    from torch import nn
+
+# convlab's own key in model configs: the smallest data.resize, not a constructor argument
+_CONVLAB_KEYS = ("min_input_size",)
+
+
+@cache
+def model_classes(conf_dir: Path = CONF_DIR) -> frozenset[str]:
+    """The ``_target_`` of every config in ``conf/model/``: the only classes data may name."""
+    targets = set()
+    for path in sorted((conf_dir / "model").glob("*.yaml")):
+        target = OmegaConf.load(path).get("_target_")  # configs with only `defaults:` inherit one
+        if isinstance(target, str):
+            targets.add(target)
+    return frozenset(targets)
+
+
+def is_plain(value) -> bool:
+    """None, a bool, an int, a finite float, a string, or a list of plain values: data that
+    cannot name code."""
+    if value is None or isinstance(value, bool | int):
+        return True
+    if isinstance(value, str):  # an interpolation would be resolved, so it is not plain
+        return "${" not in value
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(is_plain(v) for v in value)
+    return False
+
+
+def check_plain_dict(values, what: str) -> dict:
+    """A dict of plain values with ordinary keys (no Hydra ``_..._`` keys), or a ConvlabError."""
+    if not isinstance(values, dict):
+        raise ConvlabError(f"{what} is not a mapping of plain values; it was not saved by convlab")
+    for key, value in values.items():
+        if not isinstance(key, str) or key.startswith("_") or not is_plain(value):
+            raise ConvlabError(
+                f"{what} holds {key!r}: {value!r}, which is not a plain value; refusing it "
+                "(only checkpoints saved by convlab load)"
+            )
+    return values
+
+
+def constructor_args(model_cfg: dict) -> dict:
+    """The model config as constructor arguments: min_input_size is convlab's, not the model's."""
+    return {k: v for k, v in model_cfg.items() if k not in _CONVLAB_KEYS}
+
+
+def build_net(model_cfg, what: str = "the saved model config") -> "nn.Module":
+    """The network a saved model config describes, built only from a registered class and plain
+    keyword values; anything else is refused before anything is imported or called."""
+    if not isinstance(model_cfg, dict):
+        raise ConvlabError(f"{what} is not a mapping; it was not saved by convlab")
+    target = model_cfg.get("_target_")
+    if target not in model_classes():
+        raise ConvlabError(
+            f"{what} names {target!r}, which no config in conf/model/ registers; refusing to "
+            "build it (add conf/model/<name>.yaml for your own class)"
+        )
+    kwargs = check_plain_dict({k: v for k, v in model_cfg.items() if k != "_target_"}, what)
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        return cls(**constructor_args(kwargs))
+    except Exception as e:  # whatever the constructor makes of untrusted values, it is data's fault
+        raise ConvlabError(f"{what} does not build {name}: {e}") from None

@@ -1,0 +1,184 @@
+"""``resume=<run dir>``: a run's recorded overrides, trusted only where they are plain choices.
+
+A run directory is data: its ``.hydra/overrides.yaml`` may have been edited by anyone. Read back,
+an override may choose a group option that exists in ``conf/`` or set a plain value; one that names
+code (``_target_``, ``_args_``, ``_partial_``, ``_call_``) or sets Hydra itself is refused, and the
+user is asked to say it again on the command line, where it is trusted. The composed config must
+then equal the one saved in the run's checkpoint, so an edited record cannot change the run.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from yaml import YAMLError
+
+from convlab.errors import ConvlabError
+from convlab.paths import CONF_DIR
+from convlab.registry import is_plain
+from convlab.rundir import HYDRA_RECORD, METRICS, hydra_quoted, is_finished
+
+if TYPE_CHECKING:  # checkpoints need torch, which the command line imports only to run
+    from convlab.checkpoint_io import CheckpointMeta
+
+CODE_KEYS = ("_target_", "_args_", "_partial_", "_call_", "_recursive_", "_convert_")
+# the sections of a config that decide a run's numbers: resuming with other values is refused
+COMPARED = ("model", "data", "optimizer", "scheduler", "module", "seed")
+NOT_COMPARED = ("data.root", "data.system_dir", "data.download")  # where, not what
+
+
+class AlreadyFinished(ConvlabError):
+    """``resume=`` of a finished run: nothing to do, and nothing is written."""
+
+
+def parse_overrides(overrides: list[str], where: str) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConvlabError(f"cannot read the overrides of {where} ({first})") from None
+
+
+def _is_override(arg: str) -> bool:
+    """Hydra's flags (-m, --cfg job, ...) and their values pass through untouched."""
+    return not arg.startswith("-") and ("=" in arg or arg.startswith("~"))
+
+
+def _resume_dirs(overrides: list[str]) -> list[Path]:
+    return [
+        Path(str(o.value()))
+        for o in parse_overrides([a for a in overrides if _is_override(a)], "the command line")
+        if o.key_or_group == "resume" and not o.is_delete()
+    ]
+
+
+def _untrusted(override: Override) -> str | None:
+    """Why a recorded override may not be taken from a run directory, or None if it may."""
+    key = override.key_or_group
+    if any(part in CODE_KEYS for part in key.replace("/", ".").split(".")):
+        return "names code"
+    if key.split(".")[0].split("/")[0] == "hydra":
+        return "sets Hydra itself"
+    if override.is_sweep_override():
+        return "is a sweep"
+    value = None if override.is_delete() else override.value()
+    if (CONF_DIR / key).is_dir() and "." not in key:  # a group choice: an existing option
+        if value is not None and not (CONF_DIR / key / f"{value}.yaml").is_file():
+            return f"chooses {key} option {value!r}, which conf/{key}/ does not have"
+        return None
+    if not is_plain(value) or (isinstance(value, str) and "${" in value):
+        return "is not a plain value"
+    return None
+
+
+def _recorded(run_dir: Path) -> list[str]:
+    saved = run_dir / HYDRA_RECORD / "overrides.yaml"
+    if not saved.is_file():
+        raise ConvlabError(
+            f"resume={run_dir}: not a convlab run directory (no {HYDRA_RECORD}/overrides.yaml)"
+        )
+    try:
+        recorded = OmegaConf.to_container(OmegaConf.load(saved))
+    except (YAMLError, ValueError, OSError) as e:
+        raise ConvlabError(f"resume={run_dir}: {saved} is unreadable ({type(e).__name__})") from e
+    if not isinstance(recorded, list) or not all(isinstance(o, str) for o in recorded):
+        raise ConvlabError(f"resume={run_dir}: {saved} is not a list of overrides; it was edited")
+    return recorded
+
+
+def trusted_overrides(recorded: list[str], given: list[str], run_dir: Path) -> list[str]:
+    """The recorded overrides to re-apply: those the command line does not set again, each
+    checked; a ``~key`` on the command line drops what the record added under that key."""
+    given_parsed = parse_overrides(given, "the command line")
+    given_keys = {o.key_or_group for o in given_parsed}
+    deleted = {o.key_or_group for o in given_parsed if o.is_delete()}
+    kept, used_deletions = [], set()
+    for text, override in zip(recorded, parse_overrides(recorded, str(run_dir)), strict=True):
+        key = override.key_or_group
+        if key in ("resume", "hydra.run.dir") or key in given_keys:
+            continue
+        covering = [d for d in deleted if key == d or key.startswith(f"{d}.")]
+        if covering:
+            used_deletions.update(covering)
+            continue
+        if why := _untrusted(override):
+            raise ConvlabError(
+                f"resume={run_dir}: its recorded override {text} {why}; a run directory is not "
+                f"trusted to say that: if you meant it, pass {text!r} again on the command line"
+            )
+        kept.append(text)
+    # a deletion that removed only what the record added has done its job: the key is gone
+    extra = [
+        g
+        for g, o in zip(given, given_parsed, strict=True)
+        if not (o.is_delete() and o.key_or_group in used_deletions)
+    ]
+    return [*kept, *extra]
+
+
+def expand_resume(overrides: list[str]) -> list[str]:
+    """``resume=<run dir>`` becomes that run's trusted overrides, any new ones, and its directory.
+
+    A finished run is never changed: resuming it raises AlreadyFinished (nothing to do) or, with
+    new overrides, refuses before anything is written."""
+    dirs = _resume_dirs(overrides)
+    if not dirs:
+        return list(overrides)
+    run_dir = dirs[-1].resolve()
+    flags = [a for a in overrides if not _is_override(a)]
+    given = [a for a in overrides if _is_override(a) and not a.lstrip("+~").startswith("resume=")]
+    recorded = _recorded(run_dir)
+    if is_finished(run_dir):
+        if given:
+            raise ConvlabError(
+                f"resume={run_dir}: the run is finished and is never changed; to train longer, "
+                "start a new run (its .hydra/overrides.yaml lists the overrides to repeat)"
+            )
+        raise AlreadyFinished(f"{run_dir} is finished ({METRICS} written); nothing to resume")
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise ConvlabError(
+            f"resume={run_dir}: no checkpoints/last.ckpt yet (it stopped before its first epoch "
+            "ended); start the run again instead"
+        )
+    value = hydra_quoted(run_dir)
+    return [
+        *flags,
+        *trusted_overrides(recorded, given, run_dir),
+        f"hydra.run.dir={value}",
+        f"resume={value}",
+    ]
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
+
+
+def config_differences(cfg: DictConfig, saved: dict, sections=COMPARED, skip=()) -> list[str]:
+    """``key (here vs saved)`` for each compared key whose value differs between a composed
+    config and a checkpoint's saved one."""
+    ours = OmegaConf.to_container(cfg, resolve=True)
+    mine = _flat({s: ours.get(s) for s in sections})
+    theirs = _flat({s: saved.get(s) for s in sections})
+    return [
+        f"{key} ({mine.get(key)!r} here, {theirs.get(key)!r} in the checkpoint)"
+        for key in sorted(set(mine) | set(theirs))
+        if key not in skip and mine.get(key) != theirs.get(key)
+    ]
+
+
+def check_resume_matches(cfg: DictConfig, meta: "CheckpointMeta", run_dir: Path) -> None:
+    """The resumed config must be the one the checkpoint was trained with."""
+    differences = config_differences(cfg, meta.config, skip=NOT_COMPARED)
+    if differences:
+        raise ConvlabError(
+            f"resume={run_dir}: the config differs from the one its checkpoint was trained with: "
+            f"{'; '.join(differences)}; resume without changing these, or start a new run"
+        )

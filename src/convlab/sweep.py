@@ -1,0 +1,127 @@
+"""The end of a sweep, finished or interrupted: one table of its jobs and the answer it came for.
+
+``SweepSummary`` is a Hydra callback (``hydra.callbacks`` in conf/train.yaml): at the end of every
+multirun it prints the jobs (finished, failed, interrupted, pruned, never started) with their
+val/acc and test/acc, the best job by val/acc with its checkpoint as a ready-to-paste override, and
+the sweep directory; it writes the same into the sweep directory with compare.py's report. An
+interrupted sweep prints the same table (train.py calls ``report`` when a signal stops it).
+"""
+
+import math
+import shlex
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from convlab.errors import ConvlabError
+from convlab.rundir import FAILURE
+
+SUMMARY = "sweep_summary.md"
+# jobs each running sweep expects, by sweep directory: the callback knows it at the start, the
+# signal handler needs it at an interrupt
+_expected: dict[str, int] = {}
+
+
+def expected_jobs(config: DictConfig) -> int | None:
+    """How many jobs the sweep will launch: Optuna's n_trials, or the basic sweeper's grid."""
+    sweeper = config.hydra.sweeper
+    if sweeper.get("n_trials") is not None:
+        return int(sweeper.n_trials)
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    try:
+        parsed = OverridesParser.create().parse_overrides(arguments)
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    except Exception:  # a sweeper convlab does not know: the table omits "never started"
+        return None
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) and math.isfinite(value) else "–"
+
+
+def report(sweep_dir: Path, expected: int | None = None) -> str:
+    """The jobs table, the best job and where everything is; also written into the sweep."""
+    from convlab.compare import FINISHED, compare, find_jobs
+    from convlab.rundir import paste_override
+
+    jobs = find_jobs([sweep_dir]) if sweep_dir.is_dir() else []
+    lines = ["| job | state | val/acc | test/acc |", "| --- | --- | ---: | ---: |"]
+    for job in jobs:
+        metrics = (job.record or {}).get("metrics") or {}
+        metrics = metrics if isinstance(metrics, dict) else {}
+        state = job.state + (f": {job.reason}" if job.reason else "")
+        if job.state not in (FINISHED,) and job.record and job.record.get("error"):
+            state += f" ({str(job.record['error']).splitlines()[0][:120]})"
+        lines.append(
+            f"| {job.name} | {state} | {_number(metrics.get('val/acc'))} | "
+            f"{_number(metrics.get('test/acc'))} |"
+        )
+    counts = {}
+    for job in jobs:
+        counts[job.state] = counts.get(job.state, 0) + 1
+    if expected is not None and expected > len(jobs):
+        counts["never started"] = expected - len(jobs)
+    head = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no jobs"
+    text = [f"Sweep {sweep_dir}: {head}", "", *lines, ""]
+    finished = [
+        j
+        for j in jobs
+        if j.state == FINISHED
+        and isinstance((j.record or {}).get("metrics"), dict)
+        and isinstance(j.record["metrics"].get("val/acc"), int | float)
+    ]
+    if finished:
+        best = max(finished, key=lambda j: j.record["metrics"]["val/acc"])
+        ckpt = (best.record.get("paths") or {}).get("checkpoint")
+        text.append(
+            f"Best by val/acc: {best.name} (val/acc {best.record['metrics']['val/acc']:.4f})"
+        )
+        if isinstance(ckpt, str):
+            text.append(f"  its checkpoint: {paste_override('ckpt_path', ckpt)}")
+    elif jobs:
+        text.append("No finished job with a validation split to rank.")
+    quoted = shlex.quote(str(sweep_dir))
+    text += [
+        f"Compare: python scripts/compare.py {quoted}",
+        f"Dashboards: tensorboard --logdir {quoted}",
+    ]
+    summary = "\n".join(text) + "\n"
+    try:
+        (sweep_dir / SUMMARY).write_text(summary)
+        if finished:
+            compare(sweep_dir)
+    except (OSError, ConvlabError) as e:
+        summary += f"(not written into {sweep_dir}: {e})\n"
+    return summary
+
+
+class SweepSummary(Callback):
+    """Prints and writes ``report`` at the end of every multirun."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _expected[self._sweep_dir(config)] = expected_jobs(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = self._sweep_dir(config)
+        print(report(Path(sweep_dir), _expected.get(sweep_dir)), end="")
+        # a grid's every job was asked for: one that failed fails the command (a search's failed
+        # trials are part of searching, and its table says so)
+        failed = len(list(Path(sweep_dir).glob(f"*/{FAILURE}")))
+        if failed and config.hydra.sweeper.get("n_trials") is None:
+            sys.exit(f"convlab: {failed} job(s) of the sweep failed; see the table above")
+
+    @staticmethod
+    def _sweep_dir(config: DictConfig) -> str:
+        return str(Path(OmegaConf.select(config, "hydra.sweep.dir")).resolve())
+
+
+def interrupted_report(job_dir: Path) -> str:
+    """The table of the sweep that ``job_dir`` belongs to, after a signal stopped it."""
+    sweep_dir = job_dir.parent.resolve()
+    return report(sweep_dir, _expected.get(str(sweep_dir)))

@@ -1,0 +1,113 @@
+"""Values that cannot work are refused before anything is built, naming the key and a good value."""
+
+import math
+from numbers import Real
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from convlab.errors import ConvlabError
+
+_ABSENT = object()
+SEED_RANGE = (0, 2**32 - 1)  # numpy's seeds, which Lightning's seed_everything also sets
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _finite(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _size(v) -> bool:
+    if isinstance(v, list | ListConfig):
+        return len(v) == 2 and all(_positive_int(s) for s in v)
+    return _positive_int(v)
+
+
+def _batch_limit(v) -> bool:
+    """Lightning's limit_*_batches: null, a positive count, or a fraction in (0, 1]."""
+    return v is None or _positive_int(v) or (_finite(v) and not _is_int(v) and 0 < v <= 1)
+
+
+# key, test, what it must be, an example of a good value
+CHECKS = [
+    (
+        "seed",
+        lambda v: _is_int(v) and SEED_RANGE[0] <= v <= SEED_RANGE[1],
+        f"an integer in [0, {SEED_RANGE[1]}]",
+        "seed=0",
+    ),
+    ("data.batch_size", _positive_int, "a positive integer", "data.batch_size=128"),
+    (
+        "data.eval_batch_size",
+        lambda v: v is None or _positive_int(v),
+        "a positive integer",
+        "data.eval_batch_size=1024",
+    ),
+    (
+        "data.val_size",
+        lambda v: _is_int(v) and v >= 0,
+        "a non-negative integer",
+        "data.val_size=5000",
+    ),
+    ("data.resize", _size, "a positive size, one side or [h, w]", "data.resize=96"),
+    # the stored images are grey; 3 repeats the grey channel for networks that expect RGB
+    ("data.channels", lambda v: v in (1, 3) and _is_int(v), "1 or 3", "data.channels=1"),
+    ("data.num_classes", lambda v: _is_int(v) and v >= 2, "an integer >= 2", "data.num_classes=10"),
+    ("data.mean", _finite, "a finite number", "data.mean=0.286"),
+    ("data.std", lambda v: _finite(v) and v > 0, "a positive finite number", "data.std=0.353"),
+    (
+        "optimizer.lr",
+        lambda v: _finite(v) and v > 0,
+        "a positive finite number",
+        "optimizer.lr=0.01",
+    ),
+    (
+        "optimizer.weight_decay",
+        lambda v: v is None or (_finite(v) and v >= 0),
+        "a non-negative number",
+        "optimizer.weight_decay=0.0005",
+    ),
+    (
+        "trainer.max_epochs",
+        lambda v: _is_int(v) and (v > 0 or v == -1),
+        "a positive integer or -1",
+        "trainer.max_epochs=10",
+    ),
+    (
+        "trainer.limit_train_batches",
+        _batch_limit,
+        "null, a positive count or a fraction in (0, 1]",
+        "trainer.limit_train_batches=null",
+    ),
+    ("threads", lambda v: v is None or _positive_int(v), "a positive integer or null", "threads=1"),
+    (
+        "module.label_smoothing",
+        lambda v: _finite(v) and 0 <= v < 1,
+        "a number in [0, 1)",
+        "module.label_smoothing=0.1",
+    ),
+]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse nonsensical values before anything is built, naming the key and a good value."""
+    for key, ok, what, example in CHECKS:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not ok(value):  # an absent key is the constructor's business
+            raise ConvlabError(f"{key}={value} is invalid: expected {what}, e.g. {example}")
+    resize = cfg.data.resize
+    smallest = min(resize) if isinstance(resize, ListConfig) else resize
+    need = cfg.model.get("min_input_size", 1)
+    if smallest < need:
+        shown = OmegaConf.to_object(resize) if isinstance(resize, ListConfig) else resize
+        model = cfg.model._target_.rsplit(".", 1)[-1]
+        raise ConvlabError(
+            f"data.resize={shown} is too small for model {model}: it needs at least "
+            f"{need}x{need} inputs; set data.resize={need} or more"
+        )
