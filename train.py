@@ -11,6 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from convlab.errors import ConvlabError
+from convlab.hints import check_group_keys
 from convlab.resume import AlreadyFinished, expand_resume
 from convlab.rundir import check_output_dirs, resume_command
 from convlab.signals import Interrupted
@@ -40,6 +41,7 @@ if __name__ == "__main__":
     try:
         sys.argv[1:] = expand_resume(sys.argv[1:])
         check_output_dirs(sys.argv[1:])
+        check_group_keys(sys.argv[1:])
     except AlreadyFinished as e:
         print(f"convlab: {e}")
         sys.exit(0)

@@ -67,6 +67,9 @@ def bench_variant(args, model: str, size: int, variant: str, run_dir: str) -> di
     overrides = [
         f"trainer={'gpu' if args.device == 'cuda' else 'cpu'}",
         "trainer.precision=32-true",  # the baseline; bf16 overrides it
+        # trainer=gpu turns both on: off in the baseline, so each variant adds only its features
+        "module.channels_last=false",
+        "module.compile=false",
         f"model={model}",
         f"data={args.data}",
         f"data.resize={size}",

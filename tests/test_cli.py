@@ -1,5 +1,6 @@
 """The command line as a user meets it: multiruns, and one-line errors with a non-zero exit."""
 
+import contextlib
 import json
 
 import pytest
@@ -23,14 +24,38 @@ def test_four_run_multirun_through_the_cli(tmp_path):
     assert out.returncode == 0, out.stderr
     jobs = sorted(p.parent.name for p in tmp_path.glob("*/metrics.json"))
     assert len(jobs) == 4
-    # job directories (and so TensorBoard run names) say their overrides
-    assert any("model.activation=relu" in j and "model.pool=max" in j for j in jobs)
+    # job directories (and so TensorBoard run names) say the overrides that vary, nothing else
+    assert jobs == [
+        f"{n}_model.activation={a},model.pool={p}"
+        for n, (a, p) in enumerate((a, p) for a in ("sigmoid", "relu") for p in ("avg", "max"))
+    ]
+    # the end of the sweep: its table, the best job's checkpoint, where to look
+    assert "Sweep " in out.stdout and "4 finished" in out.stdout
+    assert "its checkpoint: \"ckpt_path='" in out.stdout and "tensorboard --logdir" in out.stdout
+    # HPARAMS: the swept keys first, a short list of columns
+    columns = hparams_columns(tmp_path / jobs[0])
+    assert columns[:2] == ["model.activation", "model.pool"] and len(columns) <= 20
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/metrics.json")]
     assert {tuple(o for o in r["overrides"] if o.startswith("model.")) for r in records} == {
         (f"model.activation={a}", f"model.pool={p}")
         for a in ("sigmoid", "relu")
         for p in ("avg", "max")
     }
+
+
+def hparams_columns(job) -> list[str]:
+    """The HPARAMS tab's columns, in order, as TensorBoard reads them from a run's events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    for events in sorted(job.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        with contextlib.suppress(KeyError):  # only the file written at the end holds HPARAMS
+            content = accumulator.PluginTagToContent("hparams")
+            data = HParamsPluginData.FromString(content["_hparams_/experiment"])
+            return [h.name for h in data.experiment.hparam_infos]
+    raise AssertionError(f"no HPARAMS experiment in {job}")
 
 
 def one_line_error(out) -> str:
@@ -49,6 +74,7 @@ def one_line_error(out) -> str:
         (["optimizer.lr=-1"], "optimizer.lr=-1 is invalid"),
         (["data.resize=0"], "data.resize=0 is invalid"),
         (["model.activation=swish"], "model.activation=swish is unknown"),
+        (["model.lr=0.1"], "model.lr is not a key of any model config; did you mean optimizer.lr"),
         (["model=vgg11"], "data.resize=28 is too small for model VGG"),
         (
             ["data=fashion_mnist", "data.root=/nonexistent", "data.system_dir=null"],

@@ -21,10 +21,10 @@ from convlab.callbacks.pictures import (
     prediction_grid,
 )
 from convlab.classifier import Classifier
-from convlab.paths import CONF_DIR
-from convlab.registry import constructor_args
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
+from convlab.paths import CONF_DIR
+from convlab.registry import constructor_args
 from convlab.train import run
 from tests.conftest import TINY, cli
 
@@ -59,13 +59,13 @@ def test_a_run_draws_every_dashboard_after_its_validation_epochs_and_after_testi
     # LeNet: 6 kernels of 5x5 and 6 maps of 28x28 in one row, 16 maps of 10x10 in two rows of 8;
     # tiles are enlarged to 60 and 56 pixels and framed by 2
     expected = {
-        "predictions": None,
-        "confusion_matrix": None,
-        "filters/conv1": (374, 64),
-        "activations/conv1/2": (350, 60),
-        "activations/conv1/7": (350, 60),
-        "activations/conv2/2": (498, 126),
-        "activations/conv2/7": (498, 126),
+        "1_predictions": None,
+        "2_confusion_matrix": None,
+        "3_filters/conv1": (374, 64),
+        "4_activations/conv1/2": (350, 60),
+        "4_activations/conv1/7": (350, 60),
+        "4_activations/conv2/2": (498, 126),
+        "4_activations/conv2/7": (498, 126),
     }
     assert set(images) == {f"{stage}/{name}" for stage in ("val", "test") for name in expected}
     for tag, events in images.items():
@@ -91,7 +91,7 @@ def test_under_ddp_every_rank_joins_the_confusion_sync_and_rank_0_alone_draws(ru
     )
     assert done.returncode == 0, done.stderr
     images = logged_images(run_dir)
-    assert [len(images[f"{stage}/confusion_matrix"]) for stage in ("val", "test")] == [1, 1]
+    assert [len(images[f"{stage}/2_confusion_matrix"]) for stage in ("val", "test")] == [1, 1]
 
 
 def test_an_unknown_class_is_refused_with_the_key_and_the_choices(run_dir):

@@ -53,7 +53,7 @@ def test_lenet_ablation_runs_the_2x2_and_compare_tabulates_it(tmp_path):
     for num, (job, (activation, pool)) in enumerate(zip(jobs, ABLATION, strict=True)):
         # readable names: the job number, then the overrides but experiment=
         assert job.name.startswith(f"{num}_") and "experiment=" not in job.name
-        assert f"model.activation={activation},model.pool={pool}," in job.name
+        assert job.name == f"{num}_model.activation={activation},model.pool={pool}"
         assert list(job.glob("events.out.tfevents.*"))  # TensorBoard names the run by its dir
         record = json.loads((job / "metrics.json").read_text())
         assert record["model"]["class"] == "LeNet" and record["epochs_run"] == 1

@@ -8,8 +8,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from convlab.paths import CONF_DIR
 from convlab.errors import ConvlabError
+from convlab.paths import CONF_DIR
 from convlab.train import run
 from tests.conftest import TINY, needs_real_data
 
@@ -108,8 +108,9 @@ def test_hparams_tab_gets_config_and_final_metrics(run_dir):
         tags |= set(acc.Tags()["scalars"])
         with contextlib.suppress(KeyError):  # only the file written at the end holds HPARAMS
             hparams |= acc.PluginTagToContent("hparams")
-    assert b"model.activation" in hparams["_hparams_/session_start_info"]
-    assert {"val/acc", "train/loss", "hp/test_acc", "hp/val_acc"} <= tags
+    info = hparams["_hparams_/session_start_info"]
+    assert b"model" in info and b"optimizer.lr" in info and b"callbacks" not in info
+    assert {"val/acc", "train/loss", "train/acc", "hp/test_acc", "hp/val_acc"} <= tags
     assert record["metrics"]["test/acc"] >= 0
 
 

@@ -55,8 +55,9 @@ class Classifier(L.LightningModule):
         accuracy = MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")})
         for stage in ("train", "val", "test"):
             setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
-            if stage != "train":  # training accuracy would cost an argmax per step for little
-                setattr(self, f"{stage}_acc", accuracy.clone(prefix=f"{stage}/"))
+            # train/acc is the running accuracy over the epoch's batches, as the book plots it
+            setattr(self, f"{stage}_acc", accuracy.clone(prefix=f"{stage}/"))
+            if stage != "train":
                 # for the dashboards' pictures, never logged (not a scalar); reset each epoch below
                 setattr(self, f"{stage}_confusion", MulticlassConfusionMatrix(num_classes))
 
@@ -80,11 +81,11 @@ class Classifier(L.LightningModule):
             self.log(
                 f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=stage != "test"
             )
+        accuracy = getattr(self, f"{stage}_acc")
+        accuracy.update(logits.detach(), labels)
+        if log:
+            self.log_dict(accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
         if stage != "train":
-            accuracy = getattr(self, f"{stage}_acc")
-            accuracy.update(logits, labels)
-            if log:
-                self.log_dict(accuracy, on_step=False, on_epoch=True, prog_bar=True)
             getattr(self, f"{stage}_confusion").update(logits.argmax(1), labels)
         return losses.mean()
 

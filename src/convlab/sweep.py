@@ -22,6 +22,39 @@ SUMMARY = "sweep_summary.md"
 # jobs each running sweep expects, by sweep directory: the callback knows it at the start, the
 # signal handler needs it at an interrupt
 _expected: dict[str, int] = {}
+# the keys the running sweep varies (None: not known in this process, e.g. a launcher's worker)
+_swept: set[str] | None = None
+
+
+def swept_keys() -> set[str]:
+    return set(_swept or ())
+
+
+def _sweep_arguments(config: DictConfig) -> list:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    return OverridesParser.create().parse_overrides(arguments)
+
+
+def job_name(*, _root_: DictConfig) -> str:
+    """A job directory's name: its number and the overrides that differ between the sweep's jobs,
+    so TensorBoard's run list shows what varies before a name is cut (``3_model.pool=max``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra = _root_.hydra
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    parsed = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
+    kept = sorted(
+        f"{o.get_key_element()}={o.get_value_element_as_str()}"
+        for o in parsed
+        if o.key_or_group not in excluded and (_swept is None or o.key_or_group in _swept)
+    )
+    return "_".join([str(hydra.job.num), *([",".join(kept)] if kept else [])])
+
+
+OmegaConf.register_new_resolver("convlab_job_name", job_name, replace=True)
 
 
 def expected_jobs(config: DictConfig) -> int | None:
@@ -30,13 +63,10 @@ def expected_jobs(config: DictConfig) -> int | None:
     if sweeper.get("n_trials") is not None:
         return int(sweeper.n_trials)
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    params = sweeper.get("params") or {}
-    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
     try:
-        parsed = OverridesParser.create().parse_overrides(arguments)
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+        batches = BasicSweeper.split_arguments(_sweep_arguments(config), None)
+        return sum(len(batch) for batch in batches)
     except Exception:  # a sweeper convlab does not know: the table omits "never started"
         return None
 
@@ -105,7 +135,14 @@ class SweepSummary(Callback):
     """Prints and writes ``report`` at the end of every multirun."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        global _swept
         _expected[self._sweep_dir(config)] = expected_jobs(config)
+        try:  # a search (Optuna) varies its params; a grid its sweep overrides
+            parsed = _sweep_arguments(config)
+        except Exception:
+            return
+        params = set((config.hydra.sweeper.get("params") or {}).keys())
+        _swept = {o.key_or_group for o in parsed if o.is_sweep_override()} | params
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = self._sweep_dir(config)

@@ -21,6 +21,7 @@ from convlab.classifier import Classifier
 from convlab.config import compose_run, instantiate, model_choice
 from convlab.errors import ConvlabError
 from convlab.evaluation import evaluation_config
+from convlab.hparams import hyperparameters
 from convlab.inference import build_from_meta, load_weights
 from convlab.paths import REPO_DIR
 from convlab.record import environment, write_json
@@ -28,6 +29,7 @@ from convlab.registry import constructor_args
 from convlab.resume import check_resume_matches
 from convlab.rundir import METRICS, RunDir
 from convlab.signals import Interrupted, interruptible
+from convlab.sweep import swept_keys
 from convlab.validate import validate
 
 # Lightning advertises a cloud logger at every Trainer start, and its pytree helper trips a torch
@@ -203,8 +205,9 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: dict) ->
     where everything is."""
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
+            choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
             logger.log_hyperparams(
-                _flatten(OmegaConf.to_container(cfg, resolve=True)),
+                hyperparameters(cfg, record["overrides"], dict(choices), swept_keys()),
                 {f"hp/{k.replace('/', '_')}": v for k, v in record["metrics"].items()},
             )
             logger.save()
@@ -217,18 +220,3 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: dict) ->
     log_dir = Path(cfg.paths.log_dir).resolve()
     shown = log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir
     print(f"dashboards: tensorboard --logdir {shlex.quote(str(shown))}")
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}, lists as strings: the shape TensorBoard's HPARAMS wants.
-
-    Lightning's own flattening joins with '/'; dots keep the HPARAMS columns equal to the
-    command-line keys (model.activation), so a sweep reads the same in both places."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value if isinstance(value, int | float | str | bool) else str(value)
-    return flat

@@ -22,14 +22,15 @@ class Dashboards(L.Callback):
     """Draws each stage's pictures from the split that stage evaluates, on global rank 0 only.
 
     After validation in epochs N, 2N, ... (N = ``every_n_epochs``; 0: never) and after testing,
-    under the tags ``val/...`` and ``test/...``:
+    under the tags ``val/...`` and ``test/...``, numbered so TensorBoard (which sorts tags by name)
+    shows the answers before the internals:
 
-    - ``predictions``: the split's first ``num_images`` images, wrong predictions in red;
-    - ``confusion_matrix``: the Classifier's ``val_confusion`` or ``test_confusion``, counted in
+    - ``1_predictions``: the split's first ``num_images`` images, wrong predictions in red;
+    - ``2_confusion_matrix``: the Classifier's ``val_confusion`` or ``test_confusion``, counted in
       the stage's own steps (all DDP ranks, limit_*_batches respected), so it agrees with val/acc
       or test/acc;
-    - ``filters/conv1``: the kernels of the first conv layer the forward pass runs;
-    - ``activations/conv1/<class>`` and ``activations/conv2/<class>``: the first two conv layers'
+    - ``3_filters/conv1``: the kernels of the first conv layer the forward pass runs;
+    - ``4_activations/conv1/<class>`` and ``4_activations/conv2/<class>``: the first two conv layers'
       outputs for the split's first image of each class in ``classes`` (indices or names).
 
     The only extra forward pass is over the ``num_images`` shown and the one image per class;
@@ -94,14 +95,14 @@ class Dashboards(L.Callback):
             pl_module.train(was_training)
 
         figures = {
-            "predictions": prediction_grid(images[shown], predicted, labels[shown], names),
-            "confusion_matrix": confusion_figure(counts, names),
+            "1_predictions": prediction_grid(images[shown], predicted, labels[shown], names),
+            "2_confusion_matrix": confusion_figure(counts, names),
         }
-        pictures = {"filters/conv1": filter_grid(convs[0][0].weight)} if convs else {}
+        pictures = {"3_filters/conv1": filter_grid(convs[0][0].weight)} if convs else {}
         for depth, (_, maps) in enumerate(convs, start=1):  # maps: (len(firsts), C, H, W)
             for class_index, one_input in zip(firsts, maps, strict=True):
                 tag = names[class_index].replace("/", "-")  # "T-shirt/top" is one tag, not two
-                pictures[f"activations/conv{depth}/{tag}"] = feature_map_grid(one_input)
+                pictures[f"4_activations/conv{depth}/{tag}"] = feature_map_grid(one_input)
         for writer in writers:
             for tag, figure in figures.items():
                 writer.add_figure(f"{split}/{tag}", figure, trainer.global_step)

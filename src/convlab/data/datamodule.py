@@ -81,7 +81,9 @@ class TensorDataModule(L.LightningDataModule):
         return TensorBatches(
             *self.splits[split],
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            # overfit_batches must see the same batches every epoch; Lightning cannot turn off the
+            # shuffling of a loader without a sampler, so it is done here
+            shuffle=train and not (trainer is not None and trainer.overfit_batches),
             seed=self.seed,
             epoch=lambda: trainer.current_epoch if trainer is not None else 0,
             rank=trainer.global_rank if trainer is not None else 0,
