@@ -11,12 +11,12 @@ import sys
 from hydra import compose, initialize_config_dir
 
 from convlab.config import instantiate
-from convlab.paths import CONF_DIR
-from convlab.registry import constructor_args
-from convlab.validate import validate
 from convlab.errors import ConvlabError
 from convlab.models.layers import as_pair
+from convlab.paths import CONF_DIR
+from convlab.registry import constructor_args
 from convlab.summary import layer_table
+from convlab.validate import validate
 
 
 def main(overrides: list[str]) -> None:

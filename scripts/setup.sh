@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs convlab (editable, with the test and sweep extras) and, where Debian's package exists,
-# the real FashionMNIST. Safe to run again: what is there already is kept.
+# Installs convlab (editable, with the test, sweep and loggers extras: MLflow and W&B, whose tests
+# run) and, where Debian's package exists, the real FashionMNIST. Safe to run again: what is there
+# already is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,6 +2,11 @@
 
 import contextlib
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 import yaml
@@ -33,7 +38,7 @@ def test_four_run_multirun_through_the_cli(tmp_path):
     assert "Sweep " in out.stdout and "4 finished" in out.stdout
     assert "its checkpoint: \"ckpt_path='" in out.stdout and "tensorboard --logdir" in out.stdout
     # HPARAMS: the swept keys first, a short list of columns
-    columns = hparams_columns(tmp_path / jobs[0])
+    columns = hparams_columns(tmp_path)
     assert columns[:2] == ["model.activation", "model.pool"] and len(columns) <= 20
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/metrics.json")]
     assert {tuple(o for o in r["overrides"] if o.startswith("model.")) for r in records} == {
@@ -43,19 +48,44 @@ def test_four_run_multirun_through_the_cli(tmp_path):
     }
 
 
-def hparams_columns(job) -> list[str]:
-    """The HPARAMS tab's columns, in order, as TensorBoard reads them from a run's events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    for events in sorted(job.glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        with contextlib.suppress(KeyError):  # only the file written at the end holds HPARAMS
-            content = accumulator.PluginTagToContent("hparams")
-            data = HParamsPluginData.FromString(content["_hparams_/experiment"])
-            return [h.name for h in data.experiment.hparam_infos]
-    raise AssertionError(f"no HPARAMS experiment in {job}")
+def hparams_columns(logdir) -> list[str]:
+    """The HPARAMS tab's columns, in order, from TensorBoard's own data route (as the browser
+    asks for them), on a free local port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    board = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/data/plugin/hparams/experiment",
+        data=json.dumps({"experimentName": ""}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        for _ in range(120):  # it takes a few seconds to start and load the runs
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    infos = json.loads(response.read()).get("hparamInfos", [])
+                if infos:
+                    return [info["name"] for info in infos]
+            time.sleep(0.5)
+        raise AssertionError("TensorBoard served no HPARAMS experiment")
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
 
 
 def one_line_error(out) -> str:

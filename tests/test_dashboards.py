@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from convlab.callbacks.dashboards import conv_outputs, predict
+from convlab.callbacks.dashboards import feature_maps, predict
 from convlab.callbacks.pictures import (
     confusion_figure,
     feature_map_grid,
@@ -24,7 +25,7 @@ from convlab.classifier import Classifier
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
 from convlab.paths import CONF_DIR
-from convlab.registry import constructor_args
+from convlab.registry import constructor_args, min_input_size
 from convlab.train import run
 from tests.conftest import TINY, cli
 
@@ -56,16 +57,17 @@ def test_a_run_draws_every_dashboard_after_its_validation_epochs_and_after_testi
     )
     images = logged_images(run_dir)
     steps_per_epoch = 3  # trainer.limit_train_batches
-    # LeNet: 6 kernels of 5x5 and 6 maps of 28x28 in one row, 16 maps of 10x10 in two rows of 8;
-    # tiles are enlarged to 60 and 56 pixels and framed by 2
+    # LeNet: 6 kernels of 5x5; the input and 6 maps of 28x28 in one row; the input and 16 maps of
+    # 10x10 in three rows of 8; tiles are enlarged to 60 and 56 pixels and framed by 2. The maps
+    # are what comes out of each conv's ReLU.
     expected = {
         "1_predictions": None,
         "2_confusion_matrix": None,
         "3_filters/conv1": (374, 64),
-        "4_activations/conv1/2": (350, 60),
-        "4_activations/conv1/7": (350, 60),
-        "4_activations/conv2/2": (498, 126),
-        "4_activations/conv2/7": (498, 126),
+        "4_activations/conv1_relu/2": (408, 60),
+        "4_activations/conv1_relu/7": (408, 60),
+        "4_activations/conv2_relu/2": (498, 188),
+        "4_activations/conv2_relu/7": (498, 188),
     }
     assert set(images) == {f"{stage}/{name}" for stage in ("val", "test") for name in expected}
     for tag, events in images.items():
@@ -136,13 +138,13 @@ def test_a_net_that_always_says_3_fills_one_column_and_every_other_class_is_mark
 
     (ax,) = prediction_grid(images, predicted, labels, names).axes
     (grid,) = ax.images
-    # 3 rows of 8 tiles, each 28 high under 14 rows of title room, 2 pixels of padding around
-    assert grid.get_array().shape == (2 + 3 * (14 + 28 + 2), 2 + 8 * (28 + 2), 3)
+    # 5 rows of 4 tiles, each 28 high under 14 rows of title room, 2 pixels of padding around
+    assert grid.get_array().shape == (2 + 5 * (14 + 28 + 2), 2 + 4 * (28 + 2), 3)
     titles = ax.texts
     assert [t.get_color() for t in titles] == ["black" if y == 3 else "red" for y in labels]
     assert titles[0].get_text() == "class3\n(true: class0)" and titles[3].get_text() == "class3"
-    # each title sits over its own tile: the 9th starts the second row, in the first column
-    assert titles[8].get_position() == (2 + 14, 44 + 2 + 7)
+    # each title sits over its own tile: the 9th starts the third row (4 to a row)
+    assert titles[8].get_position() == (2 + 14, 2 * 44 + 2 + 7)
 
 
 class RegisteredBackwards(nn.Module):
@@ -159,8 +161,9 @@ class RegisteredBackwards(nn.Module):
 
 def test_conv_layers_are_found_in_the_order_the_forward_pass_runs_them():
     net = RegisteredBackwards()
-    (first, first_maps), (second, second_maps) = conv_outputs(net, torch.zeros(2, 1, 9, 9), 2)
+    (first, a, first_maps), (second, b, second_maps) = feature_maps(net, torch.zeros(2, 1, 9, 9), 2)
     assert first is net.first and second is net.second
+    assert (a, b) == ("conv1_output", "conv2_output")  # no activation module follows either
     assert first_maps.shape == (2, 4, 7, 7) and second_maps.shape == (2, 8, 5, 5)
     assert not net.first._forward_hooks and not net.second._forward_hooks
 
@@ -168,10 +171,24 @@ def test_conv_layers_are_found_in_the_order_the_forward_pass_runs_them():
 @pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_every_model_has_filters_and_feature_maps_to_draw(model):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        size = max(compose("train", [f"model={model}"]).model.get("min_input_size", 1), 28)
+        model_cfg = compose("train", [f"model={model}"]).model
+        size = max(min_input_size(OmegaConf.to_container(model_cfg, resolve=True)), 28)
         cfg = compose("train", [f"model={model}", f"data.resize={size}"])
     net = instantiate(constructor_args(cfg.model)).eval()
     with torch.no_grad():
-        (first, maps), (_, second_maps) = conv_outputs(net, torch.rand(1, 1, size, size), 2)
+        (first, _, maps), (_, _, second_maps) = feature_maps(net, torch.rand(1, 1, size, size), 2)
     assert first.in_channels == 1 and maps.shape[:2] == (1, first.out_channels)
     assert filter_grid(first.weight).shape[0] == 3 and feature_map_grid(second_maps[0]).dim() == 3
+
+
+@pytest.mark.parametrize(("activation", "low"), [("sigmoid", 0.0), ("relu", 0.0)])
+def test_activation_pictures_show_what_comes_out_of_the_activation(activation, low):
+    from convlab.models.lenet import LeNet
+
+    net = LeNet(activation=activation).eval()
+    with torch.no_grad():
+        (_, label, maps), _ = feature_maps(net, torch.randn(1, 1, 28, 28), 2)
+    assert label == f"conv1_{activation}"
+    assert maps.min() >= low and (activation != "sigmoid" or maps.max() <= 1.0)
+    raw = net.net[0](torch.randn(1, 1, 28, 28))
+    assert raw.min() < 0  # the conv's own output has negatives: the picture is not of it

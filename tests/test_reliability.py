@@ -1,4 +1,4 @@
-"""Crashes, full disks, DDP and reproducibility (issue 6)."""
+"""Crashes, full disks, DDP and reproducibility."""
 
 import errno
 import json

@@ -79,9 +79,10 @@ def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
         "-m",
         "hparams_search=lenet_optuna",
         "hydra.sweeper.n_trials=3",
-        # on the command line a key's search space replaces the config's; with sampler seed 0
+        # on the command line a key's search space replaces the config's; with sampler seed 3
         # the three trials draw both values
         "optimizer.lr=choice(0.01,1e30)",
+        "hydra.sweeper.sampler.seed=3",
         *TINY,
         f"hydra.sweep.dir={tmp_path}",
     )
@@ -94,6 +95,7 @@ def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
         assert (trial / "metrics.json").is_file() == (trial not in diverged)
     assert "training diverged" in out.stdout + out.stderr
     best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert best["trials"] == {"complete": 3 - len(diverged), "fail": len(diverged)}
     assert best["best_params"]["optimizer.lr"] == 0.01
     assert {"model.activation", "model.pool", "module.label_smoothing"} <= set(best["best_params"])
 

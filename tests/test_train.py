@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from convlab.config import instantiate
 from convlab.errors import ConvlabError
 from convlab.paths import CONF_DIR
+from convlab.registry import min_input_size
 from convlab.train import run
 from tests.conftest import TINY, needs_real_data
 
@@ -23,7 +26,8 @@ def tiny_run(run_dir: Path, *overrides: str) -> dict:
 @pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_every_model_config_runs_at_its_own_input_size(model, run_dir):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        size = max(compose("train", [f"model={model}"]).model.get("min_input_size", 1), 28)
+        model_cfg = compose("train", [f"model={model}"]).model
+        size = max(min_input_size(OmegaConf.to_container(model_cfg, resolve=True)), 28)
     record = tiny_run(
         run_dir,
         f"model={model}",
@@ -190,3 +194,26 @@ def test_a_checkpoint_alone_classifies_raw_images(run_dir):
 def test_a_schedule_too_short_for_its_phases_says_so(run_dir):
     with pytest.raises(ConvlabError, match="4 training steps are too few.*scheduler=none"):
         tiny_run(run_dir, "trainer.limit_train_batches=4")
+
+
+def test_without_a_validation_split_the_final_weights_are_tested(run_dir):
+    """data.val_size=0, as the book's recipes train: no checkpoint is selected on any split."""
+    record = tiny_run(run_dir, "data.val_size=0", "trainer.max_epochs=2")
+    assert (
+        record["validation"] is False and record["tested"] == "final weights (no validation split)"
+    )
+    assert record["best_epoch"] is None and not any(k.startswith("val/") for k in record["metrics"])
+    assert "test/acc" in record["metrics"] and record["epochs_run"] == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    with pytest.raises(ConvlabError, match="early_stopping watches val/acc"):
+        tiny_run(run_dir.parent / "b", "data.val_size=0", "callbacks=early_stopping")
+
+
+@needs_real_data
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.endswith("_book")])
+def test_the_books_recipes_train_on_all_60000_images(experiment):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"experiment={experiment}"])
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    assert len(datamodule.splits["train"][1]) == 60_000 and len(datamodule.splits["val"][1]) == 0

@@ -20,7 +20,8 @@ from convlab.paths import CONF_DIR
 if TYPE_CHECKING:  # torch is imported only when a network is built: the CLI answers --help fast
     from torch import nn
 
-# convlab's own key in model configs: the smallest data.resize, not a constructor argument
+# a key model configs carried before the classes computed their smallest input: checkpoints saved
+# then still hold it, and it is no constructor argument
 _CONVLAB_KEYS = ("min_input_size",)
 
 
@@ -63,13 +64,13 @@ def check_plain_dict(values, what: str) -> dict:
 
 
 def constructor_args(model_cfg: dict) -> dict:
-    """The model config as constructor arguments: min_input_size is convlab's, not the model's."""
+    """The model config as constructor arguments: an old checkpoint's min_input_size is dropped."""
     return {k: v for k, v in model_cfg.items() if k not in _CONVLAB_KEYS}
 
 
-def build_net(model_cfg, what: str = "the saved model config") -> "nn.Module":
-    """The network a saved model config describes, built only from a registered class and plain
-    keyword values; anything else is refused before anything is imported or called."""
+def _registered(model_cfg, what: str):
+    """The class a model config names and its keyword values, imported only if a config in
+    ``conf/model/`` registers the class and every value is plain; a ConvlabError otherwise."""
     if not isinstance(model_cfg, dict):
         raise ConvlabError(f"{what} is not a mapping; it was not saved by convlab")
     target = model_cfg.get("_target_")
@@ -80,8 +81,29 @@ def build_net(model_cfg, what: str = "the saved model config") -> "nn.Module":
         )
     kwargs = check_plain_dict({k: v for k, v in model_cfg.items() if k != "_target_"}, what)
     module, _, name = target.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), name), constructor_args(kwargs)
+
+
+def build_net(model_cfg, what: str = "the saved model config") -> "nn.Module":
+    """The network a saved model config describes, built only from a registered class and plain
+    keyword values; anything else is refused before anything is imported or called."""
+    cls, kwargs = _registered(model_cfg, what)
     try:
-        return cls(**constructor_args(kwargs))
+        return cls(**kwargs)
     except Exception as e:  # whatever the constructor makes of untrusted values, it is data's fault
-        raise ConvlabError(f"{what} does not build {name}: {e}") from None
+        raise ConvlabError(f"{what} does not build {cls.__name__}: {e}") from None
+
+
+def min_input_size(model_cfg, what: str = "the model config") -> int:
+    """The smallest data.resize (each side) the configured network takes, as its class computes
+    it from the same arguments (``min_input_size(**config)``); 1 for a class that does not say.
+    Checked as build_net checks, since a checkpoint's config reaches it too."""
+    cls, kwargs = _registered(model_cfg, what)
+    if not hasattr(cls, "min_input_size"):
+        return 1
+    try:
+        return cls.min_input_size(**kwargs)
+    except ConvlabError:
+        raise
+    except Exception as e:  # an unknown key, a value of the wrong type: the constructor's refusal
+        raise ConvlabError(f"{what} does not build {cls.__name__}: {e}") from None

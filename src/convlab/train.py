@@ -11,11 +11,14 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from convlab.callbacks.history import History, ReseedEachEpoch
+from convlab.callbacks.loggers import finish
+from convlab.callbacks.pruning import Pruned
 from convlab.checkpoint_io import AtomicCheckpointIO, read_meta
 from convlab.classifier import Classifier
 from convlab.config import compose_run, instantiate, model_choice
@@ -27,7 +30,7 @@ from convlab.paths import REPO_DIR
 from convlab.record import environment, write_json
 from convlab.registry import constructor_args
 from convlab.resume import check_resume_matches
-from convlab.rundir import METRICS, RunDir
+from convlab.rundir import METRICS, RunDir, paste_override
 from convlab.signals import Interrupted, interruptible
 from convlab.sweep import swept_keys
 from convlab.validate import validate
@@ -69,7 +72,30 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(c) for c in (group or {}).values() if c is not None]
 
 
+def _without_validation(cfg: DictConfig) -> None:
+    """``data.val_size=0`` (the book's recipes train on all 60,000 images): nothing to validate,
+    so nothing to select a checkpoint by; the test then evaluates the final weights."""
+    if cfg.data.get("val_size", 1):
+        return
+    if OmegaConf.select(cfg, "callbacks.early_stopping"):
+        raise ConvlabError(
+            "callbacks.early_stopping watches val/acc, and data.val_size=0 leaves no validation "
+            "split; drop callbacks=early_stopping or set data.val_size=5000"
+        )
+    if HydraConfig.initialized() and HydraConfig.get().sweeper.get("n_trials") is not None:
+        raise ConvlabError(
+            "a hyperparameter search needs a validation split to rank its trials (never the test "
+            "set); set data.val_size=5000"
+        )
+    with open_dict(cfg):
+        cfg.trainer.limit_val_batches = 0
+        if checkpoint := OmegaConf.select(cfg, "callbacks.model_checkpoint"):
+            checkpoint.monitor, checkpoint.save_top_k = None, 0  # last.ckpt only
+            checkpoint.filename = "epoch{epoch:02d}"
+
+
 def _trainer(cfg: DictConfig) -> L.Trainer:
+    _without_validation(cfg)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it cannot show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -124,7 +150,7 @@ def _run(cfg: DictConfig, run_dir: RunDir) -> dict:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
-    saved = None
+    saved = pruned = None
     if not cfg.train:  # evaluate a checkpoint inside the network it was trained with
         if not cfg.ckpt_path:
             raise ConvlabError("train=false needs a checkpoint to evaluate: add ckpt_path=<file>")
@@ -140,13 +166,16 @@ def _run(cfg: DictConfig, run_dir: RunDir) -> dict:
         load_weights(classifier, saved, cfg.ckpt_path)
         tested, what = str(cfg.ckpt_path), "the given checkpoint"
     else:
-        _fit(trainer, classifier, datamodule, cfg, run_dir)
-        tested, what = _tested_checkpoint(trainer)
+        try:
+            _fit(trainer, classifier, datamodule, cfg, run_dir)
+            tested, what = _tested_checkpoint(trainer)
+        except Pruned as e:  # a search stopped this trial: recorded as pruned, never tested
+            pruned, tested, what = e, None, f"not tested: {e}"
     fit_s = time.perf_counter() - started
     history = next(c for c in trainer.callbacks if isinstance(c, History))
     epochs = list(history.epochs)  # testing a checkpoint restores callback states, history included
     test_metrics = {}
-    if cfg.test:
+    if cfg.test and pruned is None:
         (test_metrics,) = trainer.test(
             classifier,
             datamodule=datamodule,
@@ -156,6 +185,8 @@ def _run(cfg: DictConfig, run_dir: RunDir) -> dict:
         )
     timing = {"fit_s": fit_s, "wall_s": time.perf_counter() - started}
     record = _record(cfg, classifier, epochs, test_metrics, tested, what, timing)
+    if pruned is not None:
+        record.update(status="pruned", pruned_after_epoch=pruned.epoch)
     _finish(trainer, cfg, run_dir.path, record)
     return record
 
@@ -168,20 +199,37 @@ def _fit(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: R
     trainer.fit(classifier, datamodule=datamodule, ckpt_path=last, weights_only=True)
 
 
+def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
+    """One run's row of TensorBoard's HPARAMS tab, without a per-run "experiment" summary (which
+    Lightning's log_hyperparams writes): given one, TensorBoard takes its columns from the first
+    run it finds, sorted by name; without, it builds them from all runs and puts the keys that
+    differ between the runs (a sweep's swept keys) first."""
+    _, session_start, session_end = hparams_summaries(shown, final)
+    writer = logger.experiment._get_file_writer()
+    writer.add_summary(session_start)
+    writer.add_summary(session_end)
+    logger.log_metrics(final, step=0)
+    logger.save()
+
+
 def _tested_checkpoint(trainer: L.Trainer) -> tuple[str | None, str]:
     """The best-val checkpoint the test uses, or none (final weights) without a monitor."""
     ckpt = trainer.checkpoint_callback
-    if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path:
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor and ckpt.best_model_path:
         return ckpt.best_model_path, "best-val checkpoint"
+    if not trainer.limit_val_batches:
+        return None, "final weights (no validation split)"
     return None, "final weights"
 
 
 def _record(cfg, classifier, epochs, test_metrics, tested, what, timing) -> dict:
-    best = max(epochs, key=lambda r: r.get("val/acc", float("-inf"))) if epochs else {}
+    validated = any("val/acc" in r for r in epochs)
+    best = max(epochs, key=lambda r: r["val/acc"]) if validated else {}
     metrics = {k: v for k, v in best.items() if k.startswith("val/")}
     metrics.update({k: float(v) for k, v in test_metrics.items()})
     return {
         "status": "finished",
+        "validation": validated,  # false: no model selection, the test saw the final weights
         "metrics": metrics,
         "best_epoch": best.get("epoch"),
         "tested": what,
@@ -203,20 +251,27 @@ def _record(cfg, classifier, epochs, test_metrics, tested, what, timing) -> dict
 def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: dict) -> None:
     """Rank 0 writes metrics.json, sends the final metrics to TensorBoard's HPARAMS tab, and says
     where everything is."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    shown = hyperparameters(cfg, record["overrides"], dict(choices), swept_keys())
+    final = {f"hp/{k.replace('/', '_')}": v for k, v in record["metrics"].items()}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-            logger.log_hyperparams(
-                hyperparameters(cfg, record["overrides"], dict(choices), swept_keys()),
-                {f"hp/{k.replace('/', '_')}": v for k, v in record["metrics"].items()},
-            )
-            logger.save()
+            log_hparams(logger, shown, final)
+        elif isinstance(logger, MLFlowLogger | WandbLogger):
+            logger.log_hyperparams(shown)
+            logger.log_metrics(final)
+    finish(trainer.loggers)  # W&B writes its last files now, not after metrics.json exists
     write_json(run_dir / METRICS, record)  # last: metrics.json marks the run finished
     acc = record["metrics"].get("test/acc")
     if acc is not None:
         epoch = f", epoch {record['best_epoch']}" if record["best_epoch"] is not None else ""
         print(f"test/acc {acc:.4f} ({record['tested']}{epoch})")
-    print(f"run directory: {run_dir}")
+    print(f"run directory: {shlex.quote(str(run_dir))}")
+    if record["paths"]["checkpoint"]:  # as an override that pastes, whatever the path holds
+        print(
+            f"evaluate again: python train.py train=false "
+            f"{paste_override('ckpt_path', record['paths']['checkpoint'])}"
+        )
     log_dir = Path(cfg.paths.log_dir).resolve()
     shown = log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir
     print(f"dashboards: tensorboard --logdir {shlex.quote(str(shown))}")

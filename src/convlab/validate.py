@@ -6,6 +6,7 @@ from numbers import Real
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from convlab.errors import ConvlabError
+from convlab.registry import min_input_size
 
 _ABSENT = object()
 SEED_RANGE = (0, 2**32 - 1)  # numpy's seeds, which Lightning's seed_everything also sets
@@ -103,7 +104,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConvlabError(f"{key}={value} is invalid: expected {what}, e.g. {example}")
     resize = cfg.data.resize
     smallest = min(resize) if isinstance(resize, ListConfig) else resize
-    need = cfg.model.get("min_input_size", 1)
+    need = min_input_size(OmegaConf.to_container(cfg.model, resolve=True))
     if smallest < need:
         shown = OmegaConf.to_object(resize) if isinstance(resize, ListConfig) else resize
         model = cfg.model._target_.rsplit(".", 1)[-1]

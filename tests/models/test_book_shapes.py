@@ -97,8 +97,8 @@ def test_resnext_shares_resnets_stem_and_stages():
     [
         (Residual(3, 3), (4, 3, 6, 6), (4, 3, 6, 6)),
         (Residual(3, 6, use_1x1conv=True, stride=2), (4, 3, 6, 6), (4, 6, 3, 3)),
-        # the book's ResNeXtBlock(32, 16, 1): 32 channels, 16 per group, so 2 groups
-        (ResNeXtBlock(32, 32, groups=2, bot_mul=1), (4, 32, 96, 96), (4, 32, 96, 96)),
+        # the book's ResNeXtBlock(32, 16, 1): 32 channels, 16 per group
+        (ResNeXtBlock(32, 32, group_width=16, bias=True), (4, 32, 96, 96), (4, 32, 96, 96)),
     ],
     ids=["Residual(3)", "Residual(6, 1x1, stride 2)", "ResNeXtBlock(32, 16, 1)"],
 )
@@ -108,8 +108,8 @@ def test_blocks_as_in_the_book(block, x_shape, y_shape):
 
 
 def test_resnext_block_groups_the_3x3_conv_and_downsamples():
-    book = ResNeXtBlock(32, 32, groups=2, bot_mul=1)
-    assert book.conv2.groups == 2
+    book = ResNeXtBlock(32, 32, group_width=16, bot_mul=1)
+    assert book.conv2.groups == 2  # 32 channels in groups of 16
     assert book.conv2.weight.shape == (32, 16, 3, 3)  # each output channel sees its group's 16
     down = ResNeXtBlock(32, 64, groups=4, bot_mul=0.5, use_1x1conv=True, stride=2)
     with torch.no_grad():

@@ -1,5 +1,5 @@
 """Every conf/model config, built the way convlab builds it: its keys are the constructor's
-arguments, and its min_input_size is the honest smallest data.resize."""
+arguments, and its class's min_input_size is the honest smallest data.resize."""
 
 from functools import cache
 from inspect import signature
@@ -9,16 +9,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from convlab.errors import ConvlabError
+from convlab.models.layers import ModelConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 NUM_CLASSES = 7  # not 10, so a hard-coded class count shows
+# the minima the configs carried by hand before the classes computed them
+HAND_DERIVED = {
+    "alexnet": 65,  # the 11x11 stride-4 conv and three 3x3 stride-2 pools leave one pixel
+    "lenet": 12,
+    "lenet_modern": 12,
+    "nin": 67,  # as AlexNet, but its first conv is unpadded
+    "resnet18": 1,  # padded strides and global average pooling
+    "resnext": 1,
+    "small_cnn": 18,  # three unpadded 3x3 convs and two 2x2 pools
+    "vgg11": 32,  # five blocks, each halving
+    "vgg_small": 32,
+}
 
 
 @cache
@@ -27,28 +38,48 @@ def model_config(name: str) -> DictConfig:
         return compose(overrides=[f"+model={name}"]).model
 
 
-def build(name: str, channels: int, resize: int | list[int]) -> nn.Module:
-    """data.* filled in, min_input_size popped (it is convlab's, not the model's), then Hydra."""
+def arguments(name: str, channels: int, resize: int | list[int]) -> dict:
+    """The config's constructor arguments with data.* filled in."""
     data = {"channels": channels, "num_classes": NUM_CLASSES, "resize": resize}
     cfg = OmegaConf.merge({"data": data, "model": model_config(name)})
-    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
-    del kwargs["min_input_size"]
-    return instantiate(kwargs)
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def build(name: str, channels: int, resize: int | list[int]) -> nn.Module:
+    """The class called with the config's keys, as convlab's registry builds a saved config."""
+    kwargs = arguments(name, channels, resize)
+    return get_class(kwargs.pop("_target_"))(**kwargs)
+
+
+@cache
+def min_input_size(name: str) -> int:
+    kwargs = arguments(name, 1, 28)
+    return get_class(kwargs.pop("_target_")).min_input_size(**kwargs)
+
+
+SHRINKING = [name for name in CONFIGS if min_input_size(name) > 1]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_keys_are_the_constructor_arguments(name):
     cfg = model_config(name)
-    assert isinstance(cfg.min_input_size, int) and cfg.min_input_size >= 1
     arguments = set(signature(get_class(cfg._target_)).parameters)
-    assert set(cfg) - {"_target_", "min_input_size"} == arguments
+    assert set(cfg) - {"_target_"} == arguments  # min_input_size is the class's, not a key
     assert {"in_channels", "num_classes"} <= arguments
+
+
+def test_min_input_sizes_are_the_hand_derived_ones():
+    assert {name: min_input_size(name) for name in HAND_DERIVED} == HAND_DERIVED
+
+
+def test_only_global_pooling_without_shrinking_takes_any_size():
+    assert set(CONFIGS) - set(SHRINKING) == {"resnet18", "resnext"}
 
 
 @pytest.mark.parametrize(("channels", "extra"), [(1, 0), (3, 5)], ids=["1ch-square", "3ch-wide"])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_trains_at_min_input_size(name, channels, extra):
-    size = model_config(name).min_input_size
+    size = min_input_size(name)
     net = build(name, channels, [size, size + extra])
     # a batch of two: BatchNorm in training mode needs more than one value per channel
     logits = net(torch.randn(2, channels, size, size + extra))
@@ -57,17 +88,50 @@ def test_trains_at_min_input_size(name, channels, extra):
     assert all(p.grad is not None for p in net.parameters())
 
 
-@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # LeNet's Linear(0, 120)
-@pytest.mark.parametrize("name", CONFIGS)
-def test_refuses_one_pixel_less(name):
-    size = model_config(name).min_input_size
-    if size == 1:
-        pytest.skip("no dense layer and no size shrinks to zero: every input size works")
+@pytest.mark.parametrize("name", SHRINKING)
+def test_refuses_one_pixel_less_in_its_own_words(name):
+    size = min_input_size(name)
     for h, w in [(size - 1, size), (size, size - 1)]:
-        # models that size a dense layer refuse at construction (Hydra wraps the error), the
-        # others in the forward pass
-        with pytest.raises((InstantiationException, RuntimeError)) as refused, torch.no_grad():
+        # models that size a dense layer refuse at construction, NiN in the forward pass
+        with pytest.raises(ModelConfigError) as refused, torch.no_grad():
             build(name, 1, [h, w]).eval()(torch.zeros(1, 1, h, w))
-        error = refused.value
-        if isinstance(error, InstantiationException):
-            assert isinstance(error.__cause__, ConvlabError)
+        message = str(refused.value)
+        assert f"input {h}x{w} is too small" in message
+        assert f"set data.resize={size} or more" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"group_width": 16},
+            "model.groups=16 and model.group_width=16: set exactly one of model.groups and "
+            "model.group_width, the other null",
+        ),
+        ({"groups": None}, "model.groups=null and model.group_width=null: set exactly one of"),
+        ({"groups": 3}, "model.groups=3 does not divide a bottleneck of 64 channels"),
+        ({"groups": None, "group_width": 0}, "model.group_width=0 is invalid"),
+    ],
+    ids=["both", "neither", "groups-not-a-divisor", "zero"],
+)
+def test_resnext_takes_exactly_one_of_groups_and_group_width(overrides, message):
+    kwargs = arguments("resnext", 1, 32)
+    cls = get_class(kwargs.pop("_target_"))
+    with pytest.raises(ModelConfigError) as refused:
+        cls(**{**kwargs, **overrides})
+    assert message in str(refused.value)
+
+
+def test_resnext_group_width_counts_channels_per_group():
+    kwargs = arguments("resnext", 1, 32)
+    cls = get_class(kwargs.pop("_target_"))
+    assert (kwargs["groups"], kwargs["group_width"]) == (16, None)  # the config: 16 groups
+
+    def groups(net: nn.Module) -> list[int]:
+        return [m.groups for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+
+    with torch.device("meta"):
+        assert groups(cls(**kwargs)) == [16] * 8  # the 3x3 conv of each of the 8 blocks
+        # 16 channels per group: 64 // 16 = 4 groups in the first stage, 512 // 16 = 32 in the last
+        by_width = cls(**{**kwargs, "groups": None, "group_width": 16})
+        assert groups(by_width) == [4, 4, 8, 8, 16, 16, 32, 32]

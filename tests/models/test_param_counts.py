@@ -90,12 +90,27 @@ def test_resnext_block(cin, c, bot_mul, groups, use_1x1conv):
     if use_1x1conv:
         expected += conv(cin, c, 1, bias=False) + bn(c)
     assert count(ResNeXtBlock(cin, c, groups, bot_mul, use_1x1conv)) == expected
+    # the same split given as channels per group
+    same = ResNeXtBlock(cin, c, None, bot_mul, use_1x1conv, group_width=b // groups)
+    assert shapes(same) == shapes(ResNeXtBlock(cin, c, groups, bot_mul, use_1x1conv))
+
+
+@pytest.mark.parametrize("use_1x1conv", [False, True])
+def test_bias_adds_one_per_output_channel_of_every_conv_that_feeds_a_batchnorm(use_1x1conv):
+    cin, c = (3, 6) if use_1x1conv else (6, 6)
+    residual = [Residual(cin, c, use_1x1conv, bias=b) for b in (False, True)]
+    assert count(residual[1]) - count(residual[0]) == 2 * c  # not the shortcut's: it has one
+    resnext = [ResNeXtBlock(cin, c, 2, 1, use_1x1conv, bias=b) for b in (False, True)]
+    assert count(resnext[1]) - count(resnext[0]) == 3 * c + (c if use_1x1conv else 0)
 
 
 def test_resnet18_is_torchvisions_but_for_the_books_shortcut():
     ours = ResNet(3, 1000, ((2, 64), (2, 128), (2, 256), (2, 512)))
     # torchvision follows the 1x1 shortcut conv with a BatchNorm (2c); the book gives it a bias (c)
     assert count(ours) == count(torchvision.models.resnet18()) - (128 + 256 + 512)
+    # the book's biases on the stem conv and the 16 3x3 convs
+    biased = ResNet(3, 1000, ((2, 64), (2, 128), (2, 256), (2, 512)), bias=True)
+    assert count(biased) - count(ours) == 64 + 4 * (64 + 128 + 256 + 512)
 
 
 def test_resnext50_32x4d_is_torchvisions():

@@ -1,12 +1,13 @@
-"""TensorBoard pictures of a run: predictions, confusion matrix, first filters and feature maps."""
+"""Pictures of a run for TensorBoard, MLflow and W&B: predictions, confusion matrix, first filters
+and feature maps."""
 
 from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
+from convlab.callbacks.loggers import as_image, picture_sinks
 from convlab.callbacks.pictures import (
     confusion_figure,
     feature_map_grid,
@@ -30,8 +31,10 @@ class Dashboards(L.Callback):
       the stage's own steps (all DDP ranks, limit_*_batches respected), so it agrees with val/acc
       or test/acc;
     - ``3_filters/conv1``: the kernels of the first conv layer the forward pass runs;
-    - ``4_activations/conv1/<class>`` and ``4_activations/conv2/<class>``: the first two conv layers'
-      outputs for the split's first image of each class in ``classes`` (indices or names).
+    - ``4_activations/conv1_<activation>/<class>`` and ``.../conv2_<activation>/<class>``: what
+      comes out of the activation after each of the first two conv layers (``conv2_output``
+      where none follows as a module) for the split's first image of each class in ``classes``
+      (indices or names), the input image first in each strip.
 
     The only extra forward pass is over the ``num_images`` shown and the one image per class;
     nothing runs per training step.
@@ -70,8 +73,8 @@ class Dashboards(L.Callback):
         # join: all ranks compute (the same result), rank 0 alone draws. Turning its sync off
         # instead would draw rank 0's shard only.
         counts = getattr(pl_module, f"{split}_confusion").compute()  # (true, predicted)
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not (trainer.is_global_zero and writers and counts.sum()):
+        sinks = picture_sinks(trainer.loggers)  # TensorBoard, MLflow, W&B: those that show images
+        if not (trainer.is_global_zero and sinks and counts.sum()):
             return
         datamodule = trainer.datamodule
         images, labels = datamodule.splits[split]
@@ -90,7 +93,8 @@ class Dashboards(L.Callback):
                     datamodule.eval_batch_size,
                 )
                 inputs = images[list(firsts.values())].to(pl_module.device)  # one per class
-                convs = conv_outputs(net, pl_module.preprocess(inputs), 2) if firsts else []
+                shown_inputs = pl_module.preprocess(inputs)  # (classes, C, H, W), as the net sees
+                convs = feature_maps(net, shown_inputs, 2) if firsts else []
         finally:
             pl_module.train(was_training)
 
@@ -99,15 +103,14 @@ class Dashboards(L.Callback):
             "2_confusion_matrix": confusion_figure(counts, names),
         }
         pictures = {"3_filters/conv1": filter_grid(convs[0][0].weight)} if convs else {}
-        for depth, (_, maps) in enumerate(convs, start=1):  # maps: (len(firsts), C, H, W)
-            for class_index, one_input in zip(firsts, maps, strict=True):
+        for _, label, maps in convs:  # maps: (len(firsts), C, H, W)
+            for class_index, one_maps, image in zip(firsts, maps, shown_inputs, strict=True):
                 tag = names[class_index].replace("/", "-")  # "T-shirt/top" is one tag, not two
-                pictures[f"4_activations/conv{depth}/{tag}"] = feature_map_grid(one_input)
-        for writer in writers:
-            for tag, figure in figures.items():
-                writer.add_figure(f"{split}/{tag}", figure, trainer.global_step)
-            for tag, picture in pictures.items():
-                writer.add_image(f"{split}/{tag}", picture, trainer.global_step)
+                pictures[f"4_activations/{label}/{tag}"] = feature_map_grid(one_maps, image)
+        rendered = {tag: as_image(picture) for tag, picture in {**figures, **pictures}.items()}
+        for sink in sinks:
+            for tag, picture in rendered.items():
+                sink(f"{split}/{tag}", picture, trainer.global_step)
 
 
 def predict(classify: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
@@ -120,22 +123,42 @@ def first_of_each(labels: Tensor, classes: list[int]) -> dict[int, int]:
     return {c: int(hits[0]) for c in classes if len(hits := (labels == c).nonzero()) > 0}
 
 
-def conv_outputs(net: nn.Module, inputs: Tensor, count: int) -> list[tuple[nn.Conv2d, Tensor]]:
+ACTIVATIONS = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU)
+
+
+def feature_maps(net: nn.Module, inputs: Tensor, count: int) -> list[tuple[nn.Conv2d, str, Tensor]]:
     """The first ``count`` conv layers in the order the forward pass runs them (which in a ResNet
-    is not the order they were registered in), each with its output for ``inputs``."""
-    calls: list[tuple[nn.Conv2d, Tensor]] = []
+    is not the order they were registered in), each with a label and what comes out of the
+    activation that follows it (``conv1_sigmoid``), so a sigmoid-vs-ReLU sweep shows what the
+    activation does; where no activation module follows (ResNet's functional ``F.relu``), the conv's
+    own output, labelled ``conv2_output``."""
+    calls: list[tuple[nn.Module, Tensor]] = []  # every conv and activation call, in order
 
     def keep(module: nn.Module, args, output: Tensor) -> None:
-        if len(calls) < count and all(module is not seen for seen, _ in calls):
-            calls.append((module, output))
+        calls.append((module, output))
 
-    hooks = [m.register_forward_hook(keep) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    watched = [m for m in net.modules() if isinstance(m, (nn.Conv2d, *ACTIVATIONS))]
+    hooks = [m.register_forward_hook(keep) for m in watched]
     try:
         net(inputs)
     finally:
         for hook in hooks:
             hook.remove()
-    return calls
+    found: list[tuple[nn.Conv2d, str, Tensor]] = []
+    for i, (module, output) in enumerate(calls):
+        if not isinstance(module, nn.Conv2d) or any(module is conv for conv, _, _ in found):
+            continue
+        if len(found) == count:
+            break
+        after = next(
+            (c for c in calls[i + 1 :] if isinstance(c[0], (nn.Conv2d, *ACTIVATIONS))), (None, None)
+        )
+        name = f"conv{len(found) + 1}"
+        if isinstance(after[0], ACTIVATIONS):
+            found.append((module, f"{name}_{type(after[0]).__name__.lower()}", after[1]))
+        else:
+            found.append((module, f"{name}_output", output))
+    return found
 
 
 def _class_index(wanted: int | str, names: list[str]) -> int:

@@ -6,6 +6,7 @@ tile grids are torchvision's make_grid.
 
 import math
 
+import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -15,6 +16,9 @@ from torchvision.utils import make_grid
 # TensorBoard shows an image at its own size: 5x5 kernels and 10x10 maps need blowing up to be seen
 _MIN_TILE = 56
 _COLUMNS = 8
+# the predictions picture: few columns and large titles, so a class name stays readable when
+# TensorBoard shrinks the picture to its default card width (~250 px)
+_PREDICTION_COLUMNS, _TITLE_POINTS = 4, 16
 _PADDING = 2  # pixels between tiles
 
 
@@ -40,15 +44,15 @@ def prediction_grid(
     height, width = tiles.shape[-2:]
     title_room = math.ceil(height / 2)  # white space above each tile for two lines of title
     tiles = F.pad(tiles, (0, 0, title_room, 0), value=1.0)  # (N, C, title_room + H, W)
-    grid = make_grid(tiles, nrow=_COLUMNS, padding=_PADDING, pad_value=1.0)  # (3, Hgrid, Wgrid)
-    columns = min(len(images), _COLUMNS)
-    figure = Figure(figsize=(1.5 * columns, 1.5 * columns * grid.shape[1] / grid.shape[2]))
+    grid = make_grid(tiles, nrow=_PREDICTION_COLUMNS, padding=_PADDING, pad_value=1.0)  # (3, H, W)
+    columns = min(len(images), _PREDICTION_COLUMNS)
+    figure = Figure(figsize=(1.8 * columns, 1.8 * columns * grid.shape[1] / grid.shape[2]))
     ax = figure.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     ax.imshow(grid.permute(1, 2, 0), vmin=0, vmax=1)  # (3, H, W) -> (H, W, 3)
     cell_height, cell_width = title_room + height + _PADDING, width + _PADDING
     for i, (guess, truth) in enumerate(zip(predicted.tolist(), labels.tolist(), strict=True)):
-        row, column = divmod(i, _COLUMNS)
+        row, column = divmod(i, _PREDICTION_COLUMNS)
         wrong = guess != truth
         title = class_names[guess] + (f"\n(true: {class_names[truth]})" if wrong else "")
         ax.text(
@@ -57,7 +61,7 @@ def prediction_grid(
             title,
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=_TITLE_POINTS,
             color="red" if wrong else "black",
         )
     return figure
@@ -71,18 +75,33 @@ def filter_grid(weight: Tensor) -> Tensor:
     return _grid(tiles, scale_each=True)
 
 
-def feature_map_grid(maps: Tensor) -> Tensor:
+def feature_map_grid(maps: Tensor, image: Tensor | None = None) -> Tensor:
     """One input's feature maps (C, H, W), a grey tile per channel, all on one scale so that strong
-    and weak responses can be compared."""
-    return _grid(maps[:, None], scale_each=False)  # (C, H, W) -> (C, 1, H, W)
+    and weak responses can be compared; the input image (C0, H0, W0) first, on its own scale."""
+    tiles = _unit(maps.detach().float().cpu())[:, None]  # (C, H, W) -> (C, 1, H, W)
+    if image is not None:
+        first = image.detach().float().cpu()[:1][None]  # (1, 1, H0, W0): its first channel
+        first = F.interpolate(first, size=tiles.shape[-2:], mode="bilinear", antialias=True)
+        tiles = torch.cat([_unit(first), tiles])  # (1 + C, 1, H, W)
+    return _grid(tiles, scale_each=False, normalize=False)
 
 
-def _grid(tiles: Tensor, scale_each: bool) -> Tensor:
+def _unit(x: Tensor) -> Tensor:
+    """Min-max scaled to [0, 1] (a constant tensor becomes 0)."""
+    return (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
+
+
+def _grid(tiles: Tensor, scale_each: bool, normalize: bool = True) -> Tensor:
     """(N, 1 or 3, h, w) -> one (3, H, W) image in [0, 1], tiles enlarged by a whole factor."""
     tiles = tiles.detach().float().cpu()
     factor = math.ceil(_MIN_TILE / min(tiles.shape[-2:]))
     if factor > 1:
         tiles = F.interpolate(tiles, scale_factor=factor, mode="nearest")  # pixels stay squares
     return make_grid(
-        tiles, nrow=_COLUMNS, padding=_PADDING, normalize=True, scale_each=scale_each, pad_value=1.0
+        tiles,
+        nrow=_COLUMNS,
+        padding=_PADDING,
+        normalize=normalize,
+        scale_each=scale_each,
+        pad_value=1.0,
     )

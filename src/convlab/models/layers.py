@@ -1,10 +1,17 @@
 """Small building blocks shared by the model families, looked up by the names the configs use."""
 
+import inspect
 from collections.abc import Iterable
 
 from torch import nn
 
 from convlab.errors import ConvlabError
+
+
+class ModelConfigError(ConvlabError, ValueError):
+    """A model argument that cannot work. A ConvlabError, so the command line prints it as one
+    line; a ValueError, as any bad constructor argument is."""
+
 
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
@@ -15,11 +22,12 @@ ACTIVATIONS = {
 }
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 _GEOMETRY = ("kernel_size", "stride", "padding", "dilation")
+_LARGEST = 2**16  # no image this side of 65,536 pixels: a network needing more is a mistake
 
 
 def _lookup(table: dict, kind: str, name: str):
     if name not in table:
-        raise ConvlabError(f"model.{kind}={name} is unknown; choose one of {', '.join(table)}")
+        raise ModelConfigError(f"model.{kind}={name} is unknown; choose one of {', '.join(table)}")
     return table[name]
 
 
@@ -52,28 +60,88 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = T
     return nn.Conv2d(in_channels, out_channels, 1, stride, bias=bias)
 
 
+def _shrink(layers: list[nn.Module], size) -> tuple[int, int, nn.Module | None]:
+    """The (h, w) the layers leave of a size input, and the first layer that leaves nothing (else
+    None), by PyTorch's floor rule; ceil_mode is not modelled."""
+    h, w = as_pair(size)
+    for m in layers:
+        # AvgPool2d has no dilation attribute: 1
+        k, s, p, d = (as_pair(getattr(m, a, 1)) for a in _GEOMETRY)
+        h, w = ((n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate((h, w)))
+        if h < 1 or w < 1:
+            return h, w, m
+    return h, w, None
+
+
+def _geometry(layers: Iterable[nn.Module]) -> list[nn.Module]:
+    """The convs and pools among the layers and their submodules, in order: the ones that resize."""
+    return [
+        m
+        for layer in layers
+        for m in layer.modules()
+        if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d)
+    ]
+
+
+def smallest_input(layers: Iterable[nn.Module]) -> int:
+    """The smallest side of a square input that the layers leave at least one pixel of.
+
+    A layer's output never shrinks as its input grows, so the sizes that fit are all those from
+    some side up: doubling finds one that fits, bisection the first. Layers built on the meta
+    device will do: only their geometry is read.
+    """
+    layers = _geometry(layers)
+
+    def fits(side: int) -> bool:
+        return _shrink(layers, side)[2] is None
+
+    hi = 1
+    while not fits(hi):
+        if hi >= _LARGEST:
+            raise ModelConfigError(
+                f"the network needs inputs larger than {_LARGEST}x{_LARGEST}: its convs and pools "
+                "shrink every smaller one to nothing; use fewer or smaller layers"
+            )
+        hi *= 2
+    lo = hi // 2  # does not fit, or 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    return hi
+
+
+def too_small(size, need: int, why: str = "") -> ModelConfigError:
+    """The error for an input below the network's smallest side, naming the fix."""
+    h, w = as_pair(size)
+    return ModelConfigError(
+        f"input {h}x{w} is too small{why}: this network takes at least {need}x{need}; "
+        f"set data.resize={need} or more"
+    )
+
+
 def feature_size(
     layers: Iterable[nn.Module], image_size: int | list[int] | tuple[int, int]
 ) -> tuple[int, int]:
-    """The (h, w) a stack of convs and pools leaves of an image_size input (PyTorch's floor rule;
-    ceil_mode is not modelled), so a dense layer can be sized before the first batch.
+    """The (h, w) a stack of convs and pools leaves of an image_size input, so a dense layer can be
+    sized before the first batch.
 
-    Refuses an input that some layer would shrink to nothing: exactly when the forward pass fails.
+    Refuses an input that some layer would shrink to nothing (exactly when the forward pass would
+    fail), naming the smallest input that works.
     """
-    h, w = as_pair(image_size)
-    for m in (m for layer in layers for m in layer.modules()):
-        if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
-            # AvgPool2d has no dilation attribute: 1
-            k, s, p, d = (as_pair(getattr(m, a, 1)) for a in _GEOMETRY)
-            h, w = (
-                (n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate((h, w))
-            )
-            if h < 1 or w < 1:
-                raise ConvlabError(
-                    f"input {as_pair(image_size)} is too small: {type(m).__name__} would output "
-                    f"{h}x{w}; raise data.resize (see the model config's min_input_size)"
-                )
+    layers = _geometry(layers)
+    h, w, failed = _shrink(layers, image_size)
+    if failed is not None:
+        why = f" ({type(failed).__name__} would output {h}x{w})"
+        raise too_small(image_size, smallest_input(layers), why)
     return h, w
+
+
+def with_defaults(cls: type, config: dict) -> dict:
+    """A model's keyword arguments completed with its constructor's defaults; an unknown key is a
+    TypeError, as in the constructor."""
+    bound = inspect.signature(cls).bind_partial(**config)
+    bound.apply_defaults()
+    return bound.arguments
 
 
 def dense_head(in_features: int, hidden: int, num_classes: int, dropout: float) -> list[nn.Module]:

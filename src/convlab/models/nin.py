@@ -1,9 +1,10 @@
 """Network in Network (Lin et al., 2013) as the book builds it in section 8.3: AlexNet's conv
 layout, each conv followed by two 1x1 convs, and no dense layers at all."""
 
+import torch
 from torch import nn
 
-from convlab.models.layers import conv1x1, xavier_init_
+from convlab.models.layers import conv1x1, smallest_input, too_small, xavier_init_
 
 
 def nin_block(
@@ -43,6 +44,18 @@ class NiN(nn.Module):
         )  # fmt: skip
         if xavier_init:  # the book's init_cnn
             xavier_init_(self)
+        # no dense layer to size, so an input that is too small gets through the constructor:
+        # forward refuses it in convlab's words rather than in a pooling layer's
+        self._min_side = smallest_input(self.net)
+
+    @classmethod
+    def min_input_size(cls, **config) -> int:
+        """The smallest data.resize (each side) these constructor arguments take: 67, where the
+        unpadded 11x11 stride-4 conv and the three pools leave one pixel."""
+        with torch.device("meta"):  # the layers' geometry only: no weights allocated
+            return cls(**{**config, "xavier_init": False})._min_side
 
     def forward(self, x):
+        if min(x.shape[-2:]) < self._min_side:
+            raise too_small(x.shape[-2:], self._min_side)
         return self.net(x)

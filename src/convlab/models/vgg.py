@@ -3,9 +3,17 @@ list of blocks, each a few 3x3 convs and a 2x2 max-pool, then AlexNet's dense he
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
-from convlab.models.layers import conv3x3, dense_head, feature_size, xavier_init_
+from convlab.models.layers import (
+    conv3x3,
+    dense_head,
+    feature_size,
+    smallest_input,
+    with_defaults,
+    xavier_init_,
+)
 
 
 def vgg_block(in_channels: int, num_convs: int, out_channels: int) -> nn.Sequential:
@@ -15,6 +23,15 @@ def vgg_block(in_channels: int, num_convs: int, out_channels: int) -> nn.Sequent
     for i in range(num_convs):
         layers += [conv3x3(in_channels if i == 0 else out_channels, out_channels), nn.ReLU()]
     return nn.Sequential(*layers, nn.MaxPool2d(2, stride=2))
+
+
+def vgg_blocks(in_channels: int, arch: Sequence[tuple[int, int]]) -> list[nn.Sequential]:
+    """One vgg_block per (num_convs, out_channels) in arch."""
+    blocks, c = [], in_channels
+    for num_convs, out_channels in arch:
+        blocks.append(vgg_block(c, num_convs, out_channels))
+        c = out_channels
+    return blocks
 
 
 class VGG(nn.Module):
@@ -32,11 +49,9 @@ class VGG(nn.Module):
         xavier_init: bool = True,
     ):
         super().__init__()
-        blocks, c = [], in_channels
-        for num_convs, out_channels in arch:
-            blocks.append(vgg_block(c, num_convs, out_channels))
-            c = out_channels
+        blocks = vgg_blocks(in_channels, arch)
         h, w = feature_size(blocks, image_size)  # each block halves: 224 -> 7
+        c = arch[-1][1] if arch else in_channels
         self.net = nn.Sequential(
             *blocks,
             nn.Flatten(),  # (N, c, h, w) -> (N, c*h*w): 512*7*7 = 25088 for VGG-11 at 224
@@ -44,6 +59,14 @@ class VGG(nn.Module):
         )
         if xavier_init:  # the book's init_cnn
             xavier_init_(self)
+
+    @classmethod
+    def min_input_size(cls, **config) -> int:
+        """The smallest data.resize (each side) these constructor arguments take: 2**blocks, as
+        each block halves the size (32 for VGG-11). image_size is not read."""
+        a = with_defaults(cls, config)
+        with torch.device("meta"):  # the layers' geometry only: no weights allocated
+            return smallest_input(vgg_blocks(a["in_channels"], a["arch"]))
 
     def forward(self, x):
         return self.net(x)
