@@ -217,3 +217,18 @@ def test_the_books_recipes_train_on_all_60000_images(experiment):
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     assert len(datamodule.splits["train"][1]) == 60_000 and len(datamodule.splits["val"][1]) == 0
+
+
+def test_the_model_summary_shows_each_layers_shapes(run_dir):
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    from convlab.config import compose_run
+    from convlab.train import build
+
+    cfg = compose_run([*TINY, "data.resize=32", f"hydra.run.dir={run_dir}"])
+    _, classifier = build(cfg)
+    summary = ModelSummary(classifier, max_depth=3)
+    sizes = dict(zip(summary.layer_names, summary.in_sizes, strict=True))
+    assert sizes["net.net.0"] == [2, 1, 32, 32]  # stored 28x28 bytes, resized by Preprocess
+    record = tiny_run(run_dir, "trainer.enable_model_summary=true")  # the callback is accepted
+    assert record["metrics"]["test/acc"] >= 0

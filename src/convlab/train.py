@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -62,6 +62,8 @@ def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataMo
             "class_names": datamodule.class_names,
         },
     )
+    # one batch of stored images: Lightning's model summary then shows each layer's in/out shapes
+    classifier.example_input_array = torch.zeros(2, *datamodule.stored_shape, dtype=torch.uint8)
     if cfg.module.compile:
         classifier.net.compile()  # in place: checkpoints keep the uncompiled parameter names
     return datamodule, classifier
@@ -97,8 +99,11 @@ def _without_validation(cfg: DictConfig) -> None:
 def _trainer(cfg: DictConfig) -> L.Trainer:
     _without_validation(cfg)
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it cannot show
+    # Lightning refuses a bar or a summary callback that its own switch turns off
+    if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if not cfg.trainer.get("enable_model_summary", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
     return instantiate(
         cfg.trainer,
         callbacks=[*callbacks, History(), ReseedEachEpoch(cfg.seed)],

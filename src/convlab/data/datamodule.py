@@ -49,6 +49,8 @@ class TensorDataModule(L.LightningDataModule):
         self.preprocess = Preprocess(resize, mean, std, channels, augment)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    stored_shape: tuple[int, ...] = (28, 28)  # one stored image, before Preprocess
+
     def load(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """(train images, train labels), (test images, test labels) as uint8 / int64 tensors."""
         raise NotImplementedError
@@ -181,6 +183,10 @@ class SyntheticDataModule(TensorDataModule):
     def __init__(self, num_train: int = 1200, num_test: int = 200, image_size: int = 28, **kwargs):
         super().__init__(**kwargs)
         self.num_train, self.num_test, self.image_size = num_train, num_test, image_size
+        channels = self.preprocess.channels
+        self.stored_shape = (
+            (image_size, image_size) if channels == 1 else (channels, image_size, image_size)
+        )
 
     def _make(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         s, k = self.image_size, self.num_classes
