@@ -1,4 +1,4 @@
-"""Crashes, full disks, DDP and reproducibility."""
+"""Crashes, signals, full disks, DDP and reproducibility."""
 
 import errno
 import json
@@ -21,11 +21,18 @@ def comparable(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("timing", "paths", "overrides")}
 
 
-@pytest.mark.slow
-def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
-    # vgg_small has dropout and the run augments: the RNG streams must survive the restart too
-    full = cli(*RESUMABLE, f"hydra.run.dir={tmp_path / 'full'}")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    """The record of the run the stopped-and-resumed ones must end equal to (trained once)."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    full = cli(*RESUMABLE, f"hydra.run.dir={run_dir}")
     assert full.returncode == 0, full.stderr
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted):
+    # vgg_small has dropout and the run augments: the RNG streams must survive the restart too
     killed = cli(
         *RESUMABLE,
         f"hydra.run.dir={tmp_path / 'killed'}",
@@ -35,9 +42,30 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
     assert killed.returncode == -9 and not (tmp_path / "killed" / "metrics.json").exists()
     resumed = cli(f"resume={tmp_path / 'killed'}", "~callbacks.kill")
     assert resumed.returncode == 0, resumed.stderr
-    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "killed"))
-    assert [r["epoch"] for r in b["history"]] == [0, 1, 2]
-    assert comparable(a) == comparable(b)
+    resumed_record = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert [r["epoch"] for r in resumed_record["history"]] == [0, 1, 2]
+    assert comparable(uninterrupted) == comparable(resumed_record)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_exits_143_and_resumes_to_the_uninterrupted_run(tmp_path, uninterrupted):
+    stopped = cli(
+        *RESUMABLE,
+        f"hydra.run.dir={tmp_path / 'stopped'}",
+        "+callbacks.stop._target_=tests.helpers.SignalAt",
+        "+callbacks.stop.step=7",
+    )
+    assert stopped.returncode == 143, stopped.stderr
+    assert f"continue with: python train.py resume={tmp_path / 'stopped'}" in stopped.stderr
+    assert not (tmp_path / "stopped" / "metrics.json").exists()
+    failure = json.loads((tmp_path / "stopped" / "failure.json").read_text())
+    assert failure["status"] == "interrupted" and failure["error"] == "interrupted by SIGTERM"
+    assert not list((tmp_path / "stopped" / "checkpoints").glob(".*.tmp"))
+    resumed = cli(f"resume={tmp_path / 'stopped'}", "~callbacks.stop")
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((tmp_path / "stopped" / "metrics.json").read_text())
+    assert comparable(uninterrupted) == comparable(record)
+    assert not (tmp_path / "stopped" / "failure.json").exists()
 
 
 def test_a_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

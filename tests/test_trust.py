@@ -389,37 +389,6 @@ def test_two_processes_on_one_run_directory_one_runs(tmp_path):
     assert not (run_dir / "failure.json").exists()
 
 
-# 3 epochs of 3 steps; the signal lands in the middle of the third epoch (after step 7 of 9)
-RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", "data.resize=32"]
-
-
-def comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in ("timing", "paths", "overrides")}
-
-
-@pytest.mark.slow
-def test_sigterm_mid_epoch_exits_143_and_resumes_to_the_uninterrupted_run(tmp_path):
-    full = cli(*RESUMABLE, f"hydra.run.dir={tmp_path / 'full'}")
-    assert full.returncode == 0, full.stderr
-    stopped = cli(
-        *RESUMABLE,
-        f"hydra.run.dir={tmp_path / 'stopped'}",
-        "+callbacks.stop._target_=tests.helpers.SignalAt",
-        "+callbacks.stop.step=7",
-    )
-    assert stopped.returncode == 143, stopped.stderr
-    assert f"continue with: python train.py resume={tmp_path / 'stopped'}" in stopped.stderr
-    assert not (tmp_path / "stopped" / "metrics.json").exists()
-    failure = json.loads((tmp_path / "stopped" / "failure.json").read_text())
-    assert failure["status"] == "interrupted" and failure["error"] == "interrupted by SIGTERM"
-    assert not list((tmp_path / "stopped" / "checkpoints").glob(".*.tmp"))
-    resumed = cli(f"resume={tmp_path / 'stopped'}", "~callbacks.stop")
-    assert resumed.returncode == 0, resumed.stderr
-    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "stopped"))
-    assert comparable(a) == comparable(b)
-    assert not (tmp_path / "stopped" / "failure.json").exists()
-
-
 @pytest.mark.slow
 def test_sigint_exits_130_and_a_sweep_stops_at_the_interrupted_job(tmp_path):
     sweep = tmp_path / "sweep"
