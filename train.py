@@ -23,7 +23,10 @@ def main(cfg: DictConfig) -> float | None:
     """Returns val/acc, the objective of hyperparameter searches."""
     # imported here, not above: --help, --cfg and tab completion answer without torch or Lightning
     from convlab.distributed import one_job_command_line
+    from convlab.noise import silence_library_noise
     from convlab.train import run
+
+    silence_library_noise()
 
     try:
         with one_job_command_line():  # DDP ranks re-run this job, not the sweep

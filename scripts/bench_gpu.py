@@ -98,24 +98,24 @@ def bench_variant(args, model: str, size: int, variant: str, run_dir: str) -> di
         times["full"].append(
             lightning_seconds(cfg, classifier, args.warmup, args.batches, datamodule=datamodule)
         )
-        times["data-free"].append(
-            lightning_seconds(
-                cfg,
-                classifier,
-                args.warmup,
-                args.batches,
-                train_dataloaders=repeat(resident, steps),
+        if args.data_free:
+            times["data-free"].append(
+                lightning_seconds(
+                    cfg,
+                    classifier,
+                    args.warmup,
+                    args.batches,
+                    train_dataloaders=repeat(resident, steps),
+                )
             )
-        )
-    full, free = statistics.median(times["full"]), statistics.median(times["data-free"])
-    return {
-        "model": model,
-        "resize": size,
-        "variant": variant,
-        "img/s": args.batches * args.batch_size / full,
-        "data-free img/s": args.batches * args.batch_size / free,
-        "waits for data %": max(0.0, 100 * (full - free) / full),
-    }
+    full = statistics.median(times["full"])
+    row = {"model": model, "resize": size, "variant": variant}
+    row["img/s"] = args.batches * args.batch_size / full
+    if args.data_free:
+        free = statistics.median(times["data-free"])
+        row["data-free img/s"] = args.batches * args.batch_size / free
+        row["waits for data %"] = max(0.0, 100 * (full - free) / full)
+    return row
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--data-free",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time each variant on one resident batch (default: yes)",
+    )
     parser.add_argument("--data", default="fashion_mnist", help="data config (or synthetic)")
     parser.add_argument("--overrides", nargs="*", default=[], help="more config overrides")
     parser.add_argument("--json", default=None, help="save the figures to this file")

@@ -5,14 +5,11 @@ start-up, data loading, training, testing and writing the run directory all coun
 comes from the run's metrics.json. The budget is the recipe's (its epochs): nothing stops early by
 peeking at the test set. Medians are over seeds (and repeats of each seed, for the time).
 
-``--overrides experiment=lenet_book`` is convlab's run of the book's LeNet recipe. The script does
-not run the book's own code. ``--book SECONDS ACC`` adds a figure for it that the user measured
-elsewhere (same recipe, same machine, to mean anything): the table then gains that figure and the
-ratio of its time over ours, and the output says the figure was given on the command line, not
-measured in this run. Without ``--book`` there is no comparison.
+``--overrides experiment=lenet_book`` is convlab's run of the book's LeNet recipe; the comparison
+with the book's own code, run live beside it, is ``bench_book.py``.
 
     python scripts/bench_tta.py [--seeds 0 1 2] [--repeats 1] [--overrides experiment=lenet_book]
-                                [--book SECONDS ACC] [--out DIR] [--json PATH]
+                                [--out DIR] [--json PATH]
 """
 
 import argparse
@@ -44,17 +41,8 @@ def timed_run(overrides: list[str], seed: int, run_dir: Path) -> tuple[float, di
     return seconds, json.loads((run_dir / "metrics.json").read_text())
 
 
-def row(seed, seconds: float, acc: float, epochs, book: tuple[float, float] | None) -> dict:
-    """A table row; with ``book`` (a user's figure, not measured here), that figure and a ratio."""
-    cells = {"seed": seed, "wall s": seconds, "test acc": acc, "epochs": epochs}
-    if book is not None:
-        book_seconds, book_acc = book
-        cells |= {
-            "given book s": book_seconds,
-            "given book acc": book_acc,
-            "ratio (given book s / ours)": book_seconds / seconds,
-        }
-    return cells
+def row(seed, seconds: float, acc: float, epochs) -> dict:
+    return {"seed": seed, "wall s": seconds, "test acc": acc, "epochs": epochs}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -69,15 +57,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         type=Path,
         default=ROOT / "outputs" / "bench_tta" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"),
         help="where the run directories go",
-    )
-    parser.add_argument(
-        "--book",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("SECONDS", "ACC"),
-        help="a time and test accuracy of the book's own code for the same recipe, measured "
-        "elsewhere, to compare with (default: none; the script never runs the book's code)",
     )
     parser.add_argument("--json", default=None, help="save the figures to this file")
     args = parser.parse_args(argv)
@@ -94,7 +73,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
             statistics.median(seconds[seed]),
             records[seed]["metrics"]["test/acc"],
             records[seed]["epochs_run"],
-            args.book,
         )
         for seed in args.seeds
     ]
@@ -105,17 +83,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 statistics.median(r["wall s"] for r in rows),
                 statistics.median(r["test acc"] for r in rows),
                 statistics.median(r["epochs"] for r in rows),
-                args.book,
             )
         )
     recipe = " ".join(args.overrides) or "the default recipe"
     print(f"{recipe}: runs in {args.out}")
-    if args.book:
-        book_seconds, book_acc = args.book
-        print(
-            f"the book's code: {book_seconds:g} s, acc {book_acc:g}, given on the command line "
-            "(--book), not measured in this run: the ratio compares with another run"
-        )
     report(rows, args, __file__)
     return rows
 

@@ -12,9 +12,9 @@ from hydra import compose, initialize_config_dir
 
 from convlab.config import instantiate
 from convlab.errors import ConvlabError
-from convlab.models.layers import as_pair
 from convlab.paths import CONF_DIR
 from convlab.registry import constructor_args
+from convlab.sizes import pair
 from convlab.summary import layer_table
 from convlab.validate import validate
 
@@ -24,7 +24,7 @@ def main(overrides: list[str]) -> None:
         cfg = compose("train", overrides=overrides)
     validate(cfg)
     net = instantiate(constructor_args(cfg.model))
-    h, w = as_pair(cfg.data.resize)
+    h, w = pair(cfg.data.resize)
     print(f"{cfg.model._target_} on a (1, {cfg.data.channels}, {h}, {w}) input")
     print(layer_table(net, (1, cfg.data.channels, h, w)))
 

@@ -1,11 +1,12 @@
 """The bench_*.py scripts still run and print their ratio tables: smallest settings, no timing."""
 
+import importlib.util
 import json
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 
 # one thread: on a busy machine two threads wait for each other at every small op
 FAST = ["--batches", "2", "--warmup", "1", "--repeats", "1", "--threads", "1"]
@@ -86,9 +87,7 @@ def test_bench_tta_times_train_py_and_reads_its_accuracy(bench, tmp_path, capsys
     assert (tmp_path / "seed0_r0" / "metrics.json").is_file()
 
 
-def test_bench_tta_compares_only_with_a_book_figure_given_on_the_command_line(
-    bench, tmp_path, monkeypatch, capsys
-):
+def test_bench_tta_takes_medians_over_seeds(bench, tmp_path, monkeypatch, capsys):
     bench_tta = bench("bench_tta")
     times = iter([20.0, 40.0, 30.0])
     monkeypatch.setattr(  # no train.py runs: the table and the medians are what is tested
@@ -99,16 +98,31 @@ def test_bench_tta_compares_only_with_a_book_figure_given_on_the_command_line(
             {"metrics": {"test/acc": 0.5 + seed / 10}, "epochs_run": 2},
         ),
     )
-    argv = ["--seeds", "0", "1", "2", "--out", str(tmp_path)]
-    rows = bench_tta.main(argv)
+    rows = bench_tta.main(["--seeds", "0", "1", "2", "--out", str(tmp_path)])
     assert "book" not in capsys.readouterr().out
     assert [r["wall s"] for r in rows] == [20.0, 40.0, 30.0, 30.0]
     assert rows[-1]["seed"] == "median" and rows[-1]["test acc"] == pytest.approx(0.6)
 
-    times = iter([20.0, 40.0, 30.0])
-    rows = bench_tta.main([*argv, "--book", "90", "0.7"])
-    out = capsys.readouterr().out
-    check_table(out, rows, "ratio (given book s / ours)")
-    assert "given on the command line (--book), not measured in this run" in out
-    assert rows[-1]["ratio (given book s / ours)"] == pytest.approx(3.0)
-    assert rows[0]["given book s"] == 90 and rows[0]["given book acc"] == 0.7
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("d2l") is None,
+    reason="the book's d2l package: python scripts/bench_book.py --setup (.ci/run does)",
+)
+def test_bench_book_runs_the_books_code_beside_convlab(bench, idx_dir, tmp_path, capsys):
+    saved = tmp_path / "book.json"
+    rows = bench("bench_book").main(
+        ["--epochs", "1", "--repeats", "2", "--variants", "relu_max", "--json", str(saved)]
+        + ["--data-dir", str(idx_dir), "--root", str(tmp_path), "--out", str(tmp_path / "runs")]
+    )
+    check_table(capsys.readouterr().out, rows, "ratio fit_s")
+    (row,) = rows
+    assert row["variant"] == "relu_max" and row["repeats"] == 2
+    assert all(0 <= row[f"{side} test acc"] <= 1 for side in ("book", "convlab"))
+    assert row["book wall_s"] > row["book fit_s"] > 0 and row["convlab wall_s"] > 0
+    # convlab's side did the book's per-epoch evaluation, and its run directories are kept
+    records = sorted((tmp_path / "runs").glob("relu_max_seed*/metrics.json"))
+    assert [r.parent.name for r in records] == ["relu_max_seed0", "relu_max_seed1"]
+    config = (records[0].parent / ".hydra" / "config.yaml").read_text()
+    assert "bench_book.TestEachEpoch" in config and "activation: relu" in config
+    assert json.loads(saved.read_text())["rows"][0]["variant"] == "relu_max"

@@ -13,7 +13,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from convlab.resume import expand_resume
-from tests.conftest import TINY, cli
+from tests.helpers import TINY, cli
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from convlab.compare import (
     val_acc_figure,
 )
 from convlab.errors import ConvlabError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def write_job(sweep: Path, name: str, overrides: list[str], val_acc: float, **extra) -> Path:

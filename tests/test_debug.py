@@ -3,7 +3,7 @@
 import pytest
 
 from convlab.train import run
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SCRIPTS = [ROOT / "scripts" / "gpu_prepare.sh", ROOT / "scripts" / "gpu_run.sh"]
 TRAINING = ["resnet18_tuned", "vgg_tuned", "resnet18_book", "vgg_book", "alexnet_book", "nin_book"]

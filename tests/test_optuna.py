@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import ROOT, TINY, cli
+from tests.helpers import ROOT, TINY, cli
 
 optuna = pytest.importorskip("optuna")
 SEARCH = ["hparams_search=lenet_optuna", "hydra.sweeper.study_name=s", *TINY]

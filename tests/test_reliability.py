@@ -10,7 +10,7 @@ import torch
 import convlab.checkpoint_io
 from convlab.errors import ConvlabError
 from convlab.train import run
-from tests.conftest import TINY, cli
+from tests.helpers import TINY, cli
 
 # 3 epochs of 3 steps; the kill lands in the middle of the third epoch (after step 7 of 9)
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", "data.resize=32"]

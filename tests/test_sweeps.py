@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from convlab.compare import group_by_configuration, summarize
 from convlab.paths import CONF_DIR
-from tests.conftest import ROOT, TINY, cli
+from tests.helpers import ROOT, TINY, cli
 
 ABLATION = [(a, p) for a in ("sigmoid", "relu") for p in ("avg", "max")]
 

@@ -21,12 +21,10 @@ from hypothesis import strategies as st
 from convlab.checkpoint_io import CheckpointMeta, load_checkpoint
 from convlab.errors import ConvlabError
 from convlab.inference import load_classifier
-from convlab.paths import CONF_DIR
 from convlab.registry import build_net, model_classes
 from convlab.train import run
-from tests.conftest import ROOT, TINY, cli, needs_real_data
+from tests.helpers import MODEL_CONFIGS, ROOT, TINY, cli, needs_real_data
 
-MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 # smallest sizes at which every model config trains (its min_input_size, at least 28)
 SIZES = {"alexnet": 65, "nin": 67, "vgg11": 32, "vgg_small": 32}
 

@@ -7,6 +7,7 @@ are finished in ``configure_optimizers``; nothing model-specific lives here.
 import inspect
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -17,6 +18,13 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from convlab.checkpoint_io import META_KEY, CheckpointMeta
 from convlab.errors import ConvlabError
+
+
+class StageMetrics(NamedTuple):
+    loss: MeanMetric
+    acc: MetricCollection
+    confusion: MulticlassConfusionMatrix | None  # counted for the dashboards; none in training
+
 
 # Scheduler arguments that mean "the length of training"; left unset in a config, they are filled
 # with the run's number of optimizer steps (convlab steps every scheduler once per batch).
@@ -52,14 +60,25 @@ class Classifier(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         # one metric object per stage (nn.Module attributes, so they follow the model's device);
         # NaN must propagate into the epoch loss, not be dropped with a warning
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
+        # train/acc is the running accuracy over the epoch's batches, as the book plots it
         accuracy = MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")})
-        for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
-            # train/acc is the running accuracy over the epoch's batches, as the book plots it
-            setattr(self, f"{stage}_acc", accuracy.clone(prefix=f"{stage}/"))
-            if stage != "train":
-                # for the dashboards' pictures, never logged (not a scalar); reset each epoch below
-                setattr(self, f"{stage}_confusion", MulticlassConfusionMatrix(num_classes))
+        self.train_acc = accuracy.clone(prefix="train/")
+        self.val_acc = accuracy.clone(prefix="val/")
+        self.test_acc = accuracy.clone(prefix="test/")
+        # for the dashboards' pictures, never logged (not a scalar); reset each epoch below
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+
+    def stage_metrics(self, stage: str) -> StageMetrics:
+        """The metric objects that one stage ("train", "val" or "test") updates."""
+        return {
+            "train": StageMetrics(self.train_loss, self.train_acc, None),
+            "val": StageMetrics(self.val_loss, self.val_acc, self.val_confusion),
+            "test": StageMetrics(self.test_loss, self.test_acc, self.test_confusion),
+        }[stage]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, H, W) or (N, C, H, W) -> logits (N, num_classes)."""
@@ -70,7 +89,7 @@ class Classifier(L.LightningModule):
         logits = self(images)
         smoothing = self.label_smoothing if stage == "train" else 0.0
         losses = F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
-        mean_loss = getattr(self, f"{stage}_loss")
+        mean_loss, accuracy, confusion = self.stage_metrics(stage)
         # per-sample losses, not a weighted batch mean: MeanMetric ignores `weight` when
         # nan_strategy="disable" (torchmetrics 1.9), and uneven batches would skew the epoch mean
         mean_loss.update(losses.detach())
@@ -81,12 +100,11 @@ class Classifier(L.LightningModule):
             self.log(
                 f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=stage != "test"
             )
-        accuracy = getattr(self, f"{stage}_acc")
         accuracy.update(logits.detach(), labels)
         if log:
             self.log_dict(accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        if stage != "train":
-            getattr(self, f"{stage}_confusion").update(logits.argmax(1), labels)
+        if confusion is not None:
+            confusion.update(logits.argmax(1), labels)
         return losses.mean()
 
     def training_step(self, batch, batch_idx):

@@ -5,10 +5,15 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from convlab.errors import ConvlabError
+from convlab.rundir import METRICS
 
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf")
 
@@ -61,3 +66,71 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """metrics.json: what a run measured, which weights the test saw, and where the run ran.
+
+    Written once, by rank 0, as the run's last act (its presence marks the run finished).
+    ``from_json`` reads every version written so far: files from before the ``version`` field are
+    version 1, and a field they lack takes the default below.
+    """
+
+    metrics: dict[str, float]  # the best epoch's val/* (when validated) and test/*
+    status: str = "finished"  # or "pruned" (stopped by a search, never tested)
+    validation: bool = True  # false: no model selection; the test saw the final weights
+    best_epoch: int | None = None
+    tested: str = ""  # which weights the test used, in words
+    epochs_run: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    model: dict[str, Any] = field(default_factory=dict)  # name (config option), class, params
+    overrides: list[str] = field(default_factory=list)  # the command line's
+    environment: dict[str, Any] = field(default_factory=dict)  # git commit, packages, hardware
+    timing: dict[str, float] = field(default_factory=dict)  # fit_s, wall_s
+    paths: dict[str, str | None] = field(default_factory=dict)  # run_dir, checkpoint
+    pruned_after_epoch: int | None = None
+    version: int = RECORD_VERSION
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.metrics.get("test/acc")
+
+    @property
+    def val_acc(self) -> float | None:
+        """None where nothing was validated (a ``_book`` recipe): such a run ranks nowhere."""
+        return self.metrics.get("val/acc") if self.validation else None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        if self.pruned_after_epoch is None:
+            del data["pruned_after_epoch"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = METRICS) -> "RunRecord":
+        """The record in a parsed metrics.json; a ConvlabError names what is wrong with it."""
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+            raise ConvlabError(f"{source} is not a convlab run record: it has no metrics")
+        version = data.get("version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version > RECORD_VERSION:
+            raise ConvlabError(
+                f"{source} is record version {version!r}; this convlab reads versions up to "
+                f"{RECORD_VERSION}: update convlab to read it"
+            )
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read(cls, path: Path) -> "RunRecord":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConvlabError(f"{path} cannot be read as a run record: {e}") from None
+        return cls.from_json(data, str(path))
+
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_json())

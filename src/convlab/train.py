@@ -1,9 +1,7 @@
 """run(cfg): the one place that wires data, model, classifier and trainer together."""
 
-import logging
 import shlex
 import time
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -16,9 +14,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from convlab.callbacks.history import History, ReseedEachEpoch
+from convlab.callbacks.history import History
 from convlab.callbacks.loggers import finish
 from convlab.callbacks.pruning import Pruned
+from convlab.callbacks.reseed import ReseedEachEpoch
 from convlab.checkpoint_io import AtomicCheckpointIO, read_meta
 from convlab.classifier import Classifier
 from convlab.config import compose_run, instantiate, model_choice
@@ -34,13 +33,6 @@ from convlab.rundir import METRICS, RunDir, paste_override
 from convlab.signals import Interrupted, interruptible
 from convlab.sweep import swept_keys
 from convlab.validate import validate
-
-# Lightning advertises a cloud logger at every Trainer start, and its pytree helper trips a torch
-# deprecation warning: noise in every run's output, nothing a user can act on.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "litlogger" not in record.getMessage()
-)
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataModule, Classifier]:

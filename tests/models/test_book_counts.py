@@ -6,8 +6,6 @@ Both sides live on the meta device: shapes without weights, so the forward pass 
 VGG-11's 129M parameters cost no time or memory, and the counts are the same as on the CPU.
 """
 
-from pathlib import Path
-
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -18,8 +16,8 @@ from torch.nn import functional as F
 
 from convlab.models.resnet import Residual as ConvlabResidual
 from convlab.models.resnext import ResNeXtBlock as ConvlabResNeXtBlock
+from convlab.paths import CONF_DIR
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
 

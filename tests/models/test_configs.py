@@ -3,7 +3,6 @@ arguments, and its class's min_input_size is the honest smallest data.resize."""
 
 from functools import cache
 from inspect import signature
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from convlab.models.layers import ModelConfigError
+from convlab.paths import CONF_DIR
+from tests.helpers import MODEL_CONFIGS as CONFIGS
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 NUM_CLASSES = 7  # not 10, so a hard-coded class count shows
 # the minima the configs carried by hand before the classes computed them
 HAND_DERIVED = {

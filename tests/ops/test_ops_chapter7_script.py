@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 FIGURES = ["edge_detection.png", "learned_kernel.png", "padding_stride.png", "pooling.png"]
 PRINTED = [
     "dense, 1000x1000 image -> 1000x1000 hidden image: 1e+12",  # 7.1

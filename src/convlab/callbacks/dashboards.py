@@ -43,18 +43,19 @@ class Dashboards(L.Callback):
     def __init__(
         self, every_n_epochs: int = 2, num_images: int = 32, classes: Sequence[int | str] = (2, 4)
     ):
-        self.every_n_epochs, self.num_images, self.classes = every_n_epochs, num_images, classes
-        self.class_indices: list[int] = []
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # checked here, not in __init__: Hydra's instantiate would bury a ConvlabError in its own
-        for key, least in (("every_n_epochs", 0), ("num_images", 1)):
-            value = getattr(self, key)
+        for key, value, least in (
+            ("every_n_epochs", every_n_epochs, 0),
+            ("num_images", num_images, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConvlabError(
                     f"{_KEY}.{key}={value} is invalid: expected an integer >= {least}, "
                     f"e.g. {_KEY}.{key}=2"
                 )
+        self.every_n_epochs, self.num_images, self.classes = every_n_epochs, num_images, classes
+        self.class_indices: list[int] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         names = trainer.datamodule.class_names
         if not self.classes:
             raise ConvlabError(f"{_KEY}.classes is empty: name at least one class, e.g. [2, 4]")
@@ -72,7 +73,7 @@ class Dashboards(L.Callback):
         # compute() all-gathers the counts of every DDP rank, a collective that each rank must
         # join: all ranks compute (the same result), rank 0 alone draws. Turning its sync off
         # instead would draw rank 0's shard only.
-        counts = getattr(pl_module, f"{split}_confusion").compute()  # (true, predicted)
+        counts = pl_module.stage_metrics(split).confusion.compute()  # (true, predicted)
         sinks = picture_sinks(trainer.loggers)  # TensorBoard, MLflow, W&B: those that show images
         if not (trainer.is_global_zero and sinks and counts.sum()):
             return

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convlab.models.layers import as_pair
+from convlab.sizes import pair
 
 
 class Augment(nn.Module):
@@ -81,7 +81,7 @@ class Preprocess(nn.Module):
         augment: dict | None = None,
     ):
         super().__init__()
-        self.size, self.channels = as_pair(size), channels
+        self.size, self.channels = pair(size), channels
         # plain containers only: this dict is stored in checkpoints to rebuild the module
         self.config = {
             "size": list(self.size),

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from torch import nn
 
 from convlab.errors import ConvlabError
+from convlab.sizes import pair
 
 
 class ModelConfigError(ConvlabError, ValueError):
@@ -40,14 +41,6 @@ def pool_layer(name: str, kernel_size: int) -> nn.Module:
     return _lookup(POOLS, "pool", name)(kernel_size)
 
 
-def as_pair(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
-    """An image size given as one side (28) or as [h, w]."""
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
-
-
 def conv3x3(
     in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, bias: bool = True
 ) -> nn.Conv2d:
@@ -63,10 +56,10 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = T
 def _shrink(layers: list[nn.Module], size) -> tuple[int, int, nn.Module | None]:
     """The (h, w) the layers leave of a size input, and the first layer that leaves nothing (else
     None), by PyTorch's floor rule; ceil_mode is not modelled."""
-    h, w = as_pair(size)
+    h, w = pair(size)
     for m in layers:
         # AvgPool2d has no dilation attribute: 1
-        k, s, p, d = (as_pair(getattr(m, a, 1)) for a in _GEOMETRY)
+        k, s, p, d = (pair(getattr(m, a, 1)) for a in _GEOMETRY)
         h, w = ((n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate((h, w)))
         if h < 1 or w < 1:
             return h, w, m
@@ -112,7 +105,7 @@ def smallest_input(layers: Iterable[nn.Module]) -> int:
 
 def too_small(size, need: int, why: str = "") -> ModelConfigError:
     """The error for an input below the network's smallest side, naming the fix."""
-    h, w = as_pair(size)
+    h, w = pair(size)
     return ModelConfigError(
         f"input {h}x{w} is too small{why}: this network takes at least {need}x{need}; "
         f"set data.resize={need} or more"

@@ -1,18 +1,7 @@
 """Sizes of a sliding window's output, in the book's notation (section 7.3)."""
 
-from collections.abc import Sequence
-
 from convlab.errors import ConvlabError
-
-Size2 = int | Sequence[int]
-
-
-def pair(size: Size2) -> tuple[int, int]:
-    """One number for both axes (3) or a (height, width) pair, as torch's layers accept them."""
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
+from convlab.sizes import Size2, pair
 
 
 def output_shape(n: Size2, k: Size2, p: Size2, s: Size2) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from convlab.data import idx
 from convlab.data.datamodule import IDXDataModule
 from convlab.data.idx import IDXError, read_idx, read_split
-from tests.conftest import idx_bytes, write_idx
+from tests.helpers import idx_bytes, write_idx
 
 HEADER_3D = 4 + 3 * 4  # magic + three sizes: the bytes before an image file's data
 

@@ -27,10 +27,9 @@ from convlab.errors import ConvlabError
 from convlab.paths import CONF_DIR
 from convlab.registry import constructor_args, min_input_size
 from convlab.train import run
-from tests.conftest import TINY, cli
+from tests.helpers import MODEL_CONFIGS, TINY, cli
 
 DASHBOARDS_ON = [o for o in TINY if not o.startswith("callbacks.dashboards")]
-MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 PNG = b"\x89PNG"
 
 

@@ -19,7 +19,7 @@ from torch.utils.tensorboard._utils import figure_to_image
 from convlab.callbacks.loggers import as_image, finish, picture_sinks, wandb_logger
 from convlab.config import compose_run
 from convlab.train import run
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 # one epoch of 3 steps, the pictures after its validation and after testing, both at step 3
 PICTURES = [o for o in TINY if not o.startswith("callbacks.dashboards")] + [
