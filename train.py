@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         with one_job_command_line():  # DDP ranks re-run this job, not the sweep
-            return run(cfg)["metrics"].get("val/acc", float("nan"))
+            return run(cfg).metrics.get("val/acc", float("nan"))
     except ConvlabError as e:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(f"convlab: error: {e}")

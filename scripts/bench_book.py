@@ -20,7 +20,7 @@ uncompressed, where torchvision looks (``<root>/FashionMNIST/raw``), so nothing 
 
     python scripts/bench_book.py --setup          # once
     python scripts/bench_book.py [--variants sigmoid_avg relu_max] [--repeats 3] [--epochs 10]
-                                 [--json PATH]
+                                 [--overrides trainer.precision=bf16-mixed ...] [--json PATH]
 """
 
 import argparse
@@ -38,8 +38,18 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from bench_data import SYSTEM_DATA, book_root
-from bench_report import ROOT, paired_ratio, report
+from bench_harness import (
+    ROOT,
+    SYSTEM_DATA,
+    bench_parser,
+    book_root,
+    paired_ratio,
+    parse,
+    report,
+    with_scripts_on_path,
+)
+
+from convlab.record import RunRecord
 
 BOOK_PACKAGES = [
     "d2l==1.0.3",
@@ -98,6 +108,25 @@ print(json.dumps({"fit_s": fit_s, "test_acc": correct / total}))
 """
 
 
+COLUMNS = {
+    "variant": "variant",
+    "epochs": "epochs",
+    "pairs": "pairs",
+    "book_fit_s": "book fit s",
+    "convlab_fit_s": "convlab fit s",
+    "fit_s_ratio": "fit ratio",
+    "fit_s_ratio_range": "fit ratio range",
+    "book_wall_s": "book wall s",
+    "convlab_wall_s": "convlab wall s",
+    "wall_s_ratio": "wall ratio",
+    "wall_s_ratio_range": "wall ratio range",
+    "book_test_acc": "book test acc",
+    "book_acc_range": "book acc range",
+    "convlab_test_acc": "convlab test acc",
+    "convlab_acc_range": "convlab acc range",
+}
+
+
 class TestEachEpoch(L.Callback):
     """The book's per-epoch evaluation, given to convlab's fit: the 10,000 test images' loss and
     accuracy after every training epoch, computed and thrown away (as the book plots them)."""
@@ -114,9 +143,9 @@ class TestEachEpoch(L.Callback):
 
 def setup() -> None:
     """Install the book's package without its pins, and what its torch module imports."""
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", *BOOK_PACKAGES[:1]]
-    subprocess.run(command, check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", *BOOK_PACKAGES[1:]], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "--no-deps", BOOK_PACKAGES[0]], check=True)
+    subprocess.run([*pip, *BOOK_PACKAGES[1:]], check=True)
 
 
 def book_run(root: Path, seed: int, epochs: int, variant: str) -> dict:
@@ -134,7 +163,9 @@ def book_run(root: Path, seed: int, epochs: int, variant: str) -> dict:
     return {"fit_s": result["fit_s"], "wall_s": wall, "test_acc": result["test_acc"]}
 
 
-def convlab_run(out: Path, data_dir: Path, seed: int, epochs: int, variant: str) -> dict:
+def convlab_run(
+    out: Path, data_dir: Path, seed: int, epochs: int, variant: str, overrides: list[str]
+) -> dict:
     """``train.py experiment=lenet_book`` with the book's per-epoch evaluation, a fresh process."""
     run_dir = out / f"{variant}_seed{seed}"
     command = [
@@ -147,19 +178,16 @@ def convlab_run(out: Path, data_dir: Path, seed: int, epochs: int, variant: str)
         f"data.system_dir={data_dir}",
         "+callbacks.test_each_epoch._target_=bench_book.TestEachEpoch",
         f"hydra.run.dir={run_dir}",
+        *overrides,
     ]
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    env = os.environ | {"PYTHONPATH": with_scripts_on_path()}
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"bench_book: {' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    record = json.loads((run_dir / "metrics.json").read_text())
-    return {
-        "fit_s": record["timing"]["fit_s"],
-        "wall_s": wall,
-        "test_acc": record["metrics"]["test/acc"],
-    }
+    record = RunRecord.read(run_dir / "metrics.json")
+    return {"fit_s": record.timing["fit_s"], "wall_s": wall, "test_acc": record.test_acc}
 
 
 def bench_variant(args: argparse.Namespace, root: Path, variant: str) -> dict:
@@ -170,36 +198,43 @@ def bench_variant(args: argparse.Namespace, root: Path, variant: str) -> dict:
             if side == "book":
                 result = book_run(root, seed, args.epochs, variant)
             else:
-                result = convlab_run(args.out, args.data_dir, seed, args.epochs, variant)
+                result = convlab_run(
+                    args.out, args.data_dir, seed, args.epochs, variant, args.overrides
+                )
             runs[side].append(result)
             print(f"{variant} seed {seed} {side}: {result}", flush=True)
 
     def column(side: str, key: str) -> list[float]:
         return [r[key] for r in runs[side]]
 
-    row = {"variant": variant, "epochs": args.epochs, "repeats": args.repeats}
+    row = {"variant": variant, "epochs": args.epochs, "pairs": args.repeats}
     for key in ("fit_s", "wall_s"):
         ratio, low, high = paired_ratio(column("book", key), column("convlab", key))
         row |= {
-            f"book {key}": statistics.median(column("book", key)),
-            f"convlab {key}": statistics.median(column("convlab", key)),
-            f"ratio {key}": ratio,
-            f"ratio {key} range": f"{low:.2f}-{high:.2f}",
+            f"book_{key}": statistics.median(column("book", key)),
+            f"convlab_{key}": statistics.median(column("convlab", key)),
+            f"{key}_ratio": ratio,
+            f"{key}_ratio_range": f"{low:.2f}-{high:.2f}",
         }
     for side in runs:
         accs = column(side, "test_acc")
-        row[f"{side} test acc"] = statistics.median(accs)
-        row[f"{side} acc range"] = f"{min(accs):.4f}-{max(accs):.4f}"
+        row[f"{side}_test_acc"] = statistics.median(accs)
+        row[f"{side}_acc_range"] = f"{min(accs):.4f}-{max(accs):.4f}"
     return row
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, repeats=3, threads=False)  # a repeat: a pair per variant
     parser.add_argument("--setup", action="store_true", help="install the book's package; stop")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--repeats", type=int, default=3, help="pairs per variant (default 3)")
     parser.add_argument("--epochs", type=int, default=10, help="the book's 10 (default)")
     parser.add_argument("--seed", type=int, default=0, help="the first pair's seed (then +1, ...)")
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="more train.py overrides for convlab's side, e.g. a faster path",
+    )
     parser.add_argument("--data-dir", type=Path, default=SYSTEM_DATA, help="the IDX files")
     parser.add_argument(
         "--root",
@@ -213,8 +248,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default=ROOT / "outputs" / "bench_book" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"),
         help="where convlab's run directories go",
     )
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if args.setup:
         setup()
         return []
@@ -223,7 +257,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     book_root(args.root / "data", args.data_dir)
     rows = [bench_variant(args, args.root, variant) for variant in args.variants]
     print(f"convlab's runs in {args.out}; ratio: the book's seconds over convlab's, per pair")
-    report(rows, args, __file__)
+    report(rows, COLUMNS, args, __file__)
     return rows
 
 

@@ -16,8 +16,6 @@ script writes them there once, from --data-dir, and never downloads.
 """
 
 import argparse
-import gzip
-import os
 import statistics
 import sys
 import tempfile
@@ -27,35 +25,35 @@ from pathlib import Path
 
 import torch
 import torchvision
-from bench_report import paired_ratio, report, run_pairs
+from bench_harness import (
+    SYSTEM_DATA,
+    bench_parser,
+    book_root,
+    paired_ratio,
+    parse,
+    report,
+    run_pairs,
+)
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from convlab.data.datamodule import IDX_FILES, IDXDataModule
+from convlab.data.datamodule import IDXDataModule
 
-SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
 TARGETS = {28: 10.0, 96: 3.0, 224: 3.0}  # convlab's goals: its img/s over the book's, per resize
 DEFAULT_BATCHES = {28: 100, 96: 40, 224: 20}  # enough for a steady state in a few seconds
 TOLERANCE = 1 / 255  # mean |difference| of the two pipelines' pixels: one grey level
 CHECKED_SAMPLES = 256
-
-
-def book_root(root: Path, data_dir: Path) -> Path:
-    """torchvision's FashionMNIST reads uncompressed files from <root>/FashionMNIST/raw."""
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for stem in (stem for pair in IDX_FILES.values() for stem in pair):
-        target = raw / stem
-        if target.is_file():
-            continue
-        plain, packed = data_dir / stem, data_dir / f"{stem}.gz"
-        if not (plain.is_file() or packed.is_file()):
-            sys.exit(f"bench_data: no {stem}(.gz) in {data_dir}; set --data-dir to the IDX files")
-        data = plain.read_bytes() if plain.is_file() else gzip.decompress(packed.read_bytes())
-        tmp = target.with_name(f".{stem}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)  # a run killed mid-write leaves no half file for the next one
-    return root
+COLUMNS = {
+    "resize": "resize",
+    "batches": "batches",
+    "convlab_img_s": "convlab img/s",
+    "book_img_s": "book img/s",
+    "ratio": "ratio",
+    "ratio_range": "ratio range",
+    "target": "target",
+    "verdict": "verdict",
+    "pixel_difference": "mean abs diff (1/255)",
+}
 
 
 def book_dataset(root: Path, size: int, train: bool) -> torchvision.datasets.FashionMNIST:
@@ -140,27 +138,24 @@ def bench_size(args: argparse.Namespace, root: Path, size: int) -> dict:
     return {
         "resize": size,
         "batches": n,
-        "convlab img/s": statistics.median(times["convlab"]),
-        "book img/s": statistics.median(times["book"]),
+        "convlab_img_s": statistics.median(times["convlab"]),
+        "book_img_s": statistics.median(times["book"]),
         "ratio": ratio,
-        "ratio range": f"{low:.3g}-{high:.3g}",
+        "ratio_range": f"{low:.3g}-{high:.3g}",
         "target": f">= {target:g}x" if target else "-",
         "verdict": "-" if target is None else ("met" if ratio >= target else "MISSED"),
-        "mean abs diff (1/255)": difference * 255,
+        "pixel_difference": difference * 255,
     }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, repeats=5, warmup=8)
     parser.add_argument("--sizes", type=int, nargs="+", default=[28, 96, 224])
     parser.add_argument(
         "--batches", type=int, default=None, help="timed batches per side (default 100/40/20)"
     )
-    parser.add_argument("--warmup", type=int, default=8, help="untimed batches first (default 8)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="the book's DataLoader workers")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--data-dir", type=Path, default=SYSTEM_DATA, help="the IDX files")
     parser.add_argument(
         "--root",
@@ -169,14 +164,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="where the uncompressed copy for torchvision goes",
     )
     parser.add_argument("--profile", action="store_true", help="print convlab's operator times")
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser, argv)
     root = book_root(args.root, args.data_dir)
     print(f"book pipeline reads {root / 'FashionMNIST' / 'raw'}; {torch.get_num_threads()} threads")
     rows = [bench_size(args, root, size) for size in args.sizes]
-    report(rows, args, __file__)
+    report(rows, COLUMNS, args, __file__)
     return rows
 
 

@@ -26,8 +26,7 @@ from itertools import repeat
 
 import lightning as L
 import torch
-from bench_overhead import compose, lightning_seconds
-from bench_report import report
+from bench_harness import bench_parser, compose, lightning_seconds, parse, report
 
 from convlab.data.preprocess import Preprocess
 from convlab.train import build
@@ -110,24 +109,20 @@ def bench_variant(args, model: str, size: int, variant: str, run_dir: str) -> di
             )
     full = statistics.median(times["full"])
     row = {"model": model, "resize": size, "variant": variant}
-    row["img/s"] = args.batches * args.batch_size / full
+    row["img_s"] = args.batches * args.batch_size / full
     if args.data_free:
         free = statistics.median(times["data-free"])
-        row["data-free img/s"] = args.batches * args.batch_size / free
-        row["waits for data %"] = max(0.0, 100 * (full - free) / full)
+        row["data_free_img_s"] = args.batches * args.batch_size / free
+        row["waits_for_data_pct"] = max(0.0, 100 * (full - free) / full)
     return row
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, repeats=3, batches=50, warmup=10)  # warmup: compile, autotune
     parser.add_argument("--cases", nargs="+", default=CASES, help="model:resize pairs")
     parser.add_argument("--variants", nargs="+", default=VARIANTS)
-    parser.add_argument("--batches", type=int, default=50, help="timed steps (default 50)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps (compile, autotune)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (default 3)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
         "--data-free",
         action=argparse.BooleanOptionalAction,
@@ -136,14 +131,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--data", default="fashion_mnist", help="data config (or synthetic)")
     parser.add_argument("--overrides", nargs="*", default=[], help="more config overrides")
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     for variant in args.variants:  # a typo fails now, not after an hour of the others
         features(variant)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_gpu: no CUDA device here; validate with --device cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one banner per fit
     # the data-free fits have no validation data on purpose
     warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no")
@@ -155,13 +147,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 bench_variant(args, model, int(size), variant, run_dir) for variant in args.variants
             ]
             for row in case_rows:  # each variant against the case's first one
-                row["ratio"] = row["img/s"] / case_rows[0]["img/s"]
+                row["ratio"] = row["img_s"] / case_rows[0]["img_s"]
             rows += case_rows
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(
         f"{device}, batch {args.batch_size}, data={args.data}; ratio: img/s over {args.variants[0]}"
     )
-    report(rows, args, __file__)
+    columns = {"model": "model", "resize": "resize", "variant": "variant", "img_s": "img/s"}
+    if args.data_free:
+        columns |= {"data_free_img_s": "data-free img/s", "waits_for_data_pct": "waits for data %"}
+    report(rows, columns | {"ratio": "ratio"}, args, __file__)
     return rows
 
 

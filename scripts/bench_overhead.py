@@ -27,69 +27,33 @@ from collections.abc import Iterable
 import lightning as L
 import torch
 import torch.nn.functional as F
-from bench_report import paired_ratio, report, run_pairs
+from bench_harness import (
+    bench_parser,
+    compose,
+    lightning_seconds,
+    paired_ratio,
+    parse,
+    report,
+    run_pairs,
+    synchronize,
+)
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 from torch import nn
 
-from convlab.classifier import Classifier
-from convlab.config import compose_run
 from convlab.data.batches import TensorBatches
 from convlab.train import build
 
 TARGET = 0.90  # convlab's goal: Lightning's images/s at least 0.90x the plain loop's
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so a host timestamp means the work before it is done."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class StepClock(L.Callback):
-    """Stamps the start of batch ``first`` and of batch ``first + n``: n whole training steps."""
-
-    def __init__(self, first: int, n: int):
-        self.first, self.n = first, n
-        self.stamps: list[float] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        if batch_idx in (self.first, self.first + self.n):
-            synchronize(pl_module.device)
-            self.stamps.append(time.perf_counter())
-
-    @property
-    def seconds(self) -> float:
-        if len(self.stamps) != 2:
-            raise RuntimeError(f"the epoch ended before batch {self.first + self.n}: fewer batches")
-        return self.stamps[1] - self.stamps[0]
-
-
-def compose(overrides: list[str], run_dir: str) -> DictConfig:
-    """convlab's config for these overrides; Hydra's records go to run_dir, not outputs/."""
-    return compose_run([*overrides, f"hydra.run.dir={run_dir}"])
-
-
-def lightning_seconds(
-    cfg: DictConfig, classifier: Classifier, warmup: int, n: int, **fit_data
-) -> float:
-    """Seconds for n steady-state steps of convlab's Trainer; fit_data: datamodule= or
-    train_dataloaders=, as for Trainer.fit."""
-    clock = StepClock(warmup, n)
-    trainer = instantiate(
-        cfg.trainer,
-        max_epochs=1,
-        limit_train_batches=warmup + n + 1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        callbacks=[clock],
-    )
-    trainer.fit(classifier, **fit_data)
-    return clock.seconds
+COLUMNS = {
+    "model": "model",
+    "steps": "steps",
+    "lightning_img_s": "lightning img/s",
+    "plain_img_s": "plain img/s",
+    "ratio": "ratio",
+    "ratio_range": "ratio range",
+    "target": "target",
+    "verdict": "verdict",
+}
 
 
 def plain_seconds(
@@ -161,34 +125,27 @@ def bench_model(args: argparse.Namespace, model: str, run_dir: str) -> dict:
     return {
         "model": model,
         "steps": args.batches,
-        "lightning img/s": images / statistics.median(times["lightning"]),
-        "plain img/s": images / statistics.median(times["plain"]),
+        "lightning_img_s": images / statistics.median(times["lightning"]),
+        "plain_img_s": images / statistics.median(times["plain"]),
         "ratio": ratio,
-        "ratio range": f"{low:.3g}-{high:.3g}",
+        "ratio_range": f"{low:.3g}-{high:.3g}",
         "target": f">= {TARGET:g}x",
         "verdict": "met" if ratio >= TARGET else "MISSED",
     }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, repeats=5, batches=50, warmup=5)
     parser.add_argument("--models", nargs="+", default=["lenet", "lenet_modern"])
-    parser.add_argument("--batches", type=int, default=50, help="timed steps (default 50)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--data", default="fashion_mnist", help="data config (or synthetic)")
     parser.add_argument("--overrides", nargs="*", default=[], help="more config overrides")
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser, argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one banner per fit
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
         rows = [bench_model(args, model, run_dir) for model in args.models]
     print(f"{torch.get_num_threads()} threads, batch {args.batch_size}, data={args.data}")
-    report(rows, args, __file__)
+    report(rows, COLUMNS, args, __file__)
     return rows
 
 

@@ -11,7 +11,6 @@ Each repeat is a fresh process running train.py's own ``__main__`` (the default 
     python scripts/bench_startup.py [--repeats 5] [--overrides model=resnet18] [--json PATH]
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from bench_report import ROOT, report
+from bench_harness import ROOT, bench_parser, parse, report, with_scripts_on_path
 
 STAMP_ENV = "CONVLAB_BENCH_STARTUP_STAMPS"
 CHILD = r"""
@@ -63,7 +62,7 @@ def startup(overrides: list[str], work: Path, repeat: int) -> dict:
         "+callbacks.first_step._target_=bench_startup.FirstStep",
         f"hydra.run.dir={work / f'run{repeat}'}",
     ]
-    env = os.environ | {STAMP_ENV: str(stamps), "PYTHONPATH": str(Path(__file__).parent)}
+    env = os.environ | {STAMP_ENV: str(stamps), "PYTHONPATH": with_scripts_on_path()}
     launched = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in the child
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -78,24 +77,23 @@ def startup(overrides: list[str], work: Path, repeat: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = bench_parser(__doc__, repeats=5, threads=False)
     parser.add_argument("--overrides", nargs="*", default=[], help="train.py overrides")
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     with tempfile.TemporaryDirectory(prefix="convlab-startup-") as work:
         runs = [startup(args.overrides, Path(work), r) for r in range(args.repeats)]
     rows = [
         {
             "part": part,
-            "median s": statistics.median(r[part] for r in runs),
-            "min s": min(r[part] for r in runs),
-            "max s": max(r[part] for r in runs),
+            "median_s": statistics.median(r[part] for r in runs),
+            "min_s": min(r[part] for r in runs),
+            "max_s": max(r[part] for r in runs),
         }
         for part in runs[0]
     ]
     print(f"{' '.join(args.overrides) or 'the default recipe'}: {args.repeats} fresh processes")
-    report(rows, args, __file__)
+    columns = {"part": "part", "median_s": "median s", "min_s": "min s", "max_s": "max s"}
+    report(rows, columns, args, __file__)
     return rows
 
 

@@ -2,12 +2,11 @@
 
 The same classifier trains on the same batches back to back, once as it is and once with its
 train/acc metric's update turned into a no-op; the ratio is the median of ten or more alternated
-pairs (bench_report.run_pairs). convlab's goal: under 2% of a LeNet training step.
+pairs (bench_harness.run_pairs). convlab's goal: under 2% of a LeNet training step.
 
     python scripts/bench_train_acc.py [--model lenet_modern] [--batches 100] [--repeats 10]
 """
 
-import argparse
 import logging
 import statistics
 import tempfile
@@ -15,12 +14,29 @@ from contextlib import contextmanager
 
 import lightning as L
 import torch
-from bench_overhead import compose, lightning_seconds
-from bench_report import paired_ratio, report, run_pairs
+from bench_harness import (
+    bench_parser,
+    compose,
+    lightning_seconds,
+    paired_ratio,
+    parse,
+    report,
+    run_pairs,
+)
 
 from convlab.train import build
 
 GOAL = 0.02  # at most this share of a training step
+COLUMNS = {
+    "model": "model",
+    "steps": "steps",
+    "ms_with": "ms/step with train/acc",
+    "ms_without": "ms/step without",
+    "cost": "cost",
+    "pair_range": "pair range",
+    "goal": "goal",
+    "verdict": "verdict",
+}
 
 
 @contextmanager
@@ -35,14 +51,10 @@ def without_train_accuracy(classifier):
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, repeats=10, batches=100, warmup=10)
     parser.add_argument("--model", default="lenet_modern")
-    parser.add_argument("--batches", type=int, default=100, help="timed steps (default 100)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
-    parser.add_argument("--repeats", type=int, default=10, help="pairs (default 10)")
     parser.add_argument("--data", default="fashion_mnist", help="data config (or synthetic)")
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
         cfg = compose([f"model={args.model}", f"data={args.data}", "scheduler=none"], run_dir)
@@ -69,16 +81,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         {
             "model": args.model,
             "steps": args.batches,
-            "ms/step with train/acc": 1e3 * statistics.median(times["with"]) / args.batches,
-            "ms/step without": 1e3 * statistics.median(times["without"]) / args.batches,
+            "ms_with": 1e3 * statistics.median(times["with"]) / args.batches,
+            "ms_without": 1e3 * statistics.median(times["without"]) / args.batches,
             "cost": f"{100 * (ratio - 1):+.2f}%",
-            "pair range": f"{100 * (low - 1):+.1f}% to {100 * (high - 1):+.1f}%",
+            "pair_range": f"{100 * (low - 1):+.1f}% to {100 * (high - 1):+.1f}%",
             "goal": f"< {100 * GOAL:g}%",
             "verdict": "met" if ratio - 1 < GOAL else "MISSED",
         }
     ]
     print(f"{torch.get_num_threads()} threads, batch {cfg.data.batch_size}, data={args.data}")
-    report(rows, args, __file__)
+    report(rows, COLUMNS, args, __file__)
     return rows
 
 

@@ -12,7 +12,6 @@ with the book's own code, run live beside it, is ``bench_book.py``.
                                 [--out DIR] [--json PATH]
 """
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench_report import ROOT, report
+from bench_harness import ROOT, bench_parser, parse, report
 
 
 def timed_run(overrides: list[str], seed: int, run_dir: Path) -> tuple[float, dict]:
@@ -41,14 +40,16 @@ def timed_run(overrides: list[str], seed: int, run_dir: Path) -> tuple[float, di
     return seconds, json.loads((run_dir / "metrics.json").read_text())
 
 
+COLUMNS = {"seed": "seed", "wall_s": "wall s", "test_acc": "test acc", "epochs": "epochs"}
+
+
 def row(seed, seconds: float, acc: float, epochs) -> dict:
-    return {"seed": seed, "wall s": seconds, "test acc": acc, "epochs": epochs}
+    return {"seed": seed, "wall_s": seconds, "test_acc": acc, "epochs": epochs}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, repeats=1, threads=False)  # a repeat: one run of every seed
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per seed (default 1)")
     parser.add_argument(
         "--overrides", nargs="*", default=[], help="train.py overrides (default: the recipe)"
     )
@@ -58,8 +59,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default=ROOT / "outputs" / "bench_tta" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"),
         help="where the run directories go",
     )
-    parser.add_argument("--json", default=None, help="save the figures to this file")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
 
     seconds: dict[int, list[float]] = {seed: [] for seed in args.seeds}
     records: dict[int, dict] = {}
@@ -80,14 +80,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(
             row(
                 "median",
-                statistics.median(r["wall s"] for r in rows),
-                statistics.median(r["test acc"] for r in rows),
+                statistics.median(r["wall_s"] for r in rows),
+                statistics.median(r["test_acc"] for r in rows),
                 statistics.median(r["epochs"] for r in rows),
             )
         )
     recipe = " ".join(args.overrides) or "the default recipe"
     print(f"{recipe}: runs in {args.out}")
-    report(rows, args, __file__)
+    report(rows, COLUMNS, args, __file__)
     return rows
 
 

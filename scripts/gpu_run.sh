@@ -224,7 +224,7 @@ bench = []
 for path in sorted((runs / "bench").glob("*.json")):
     saved = json.loads(path.read_text())
     bench += [{**b, "batch": saved["args"]["batch_size"]} for b in saved["rows"]]
-fp32 = {(b["model"], b["resize"]): b["img/s"] for b in bench if b["variant"] == "base"}
+fp32 = {(b["model"], b["resize"]): b["img_s"] for b in bench if b["variant"] == "base"}
 bench_lines = [
     "| model | resize | batch | variant | img/s | x fp32 | data-free img/s | GPU waits for data % |",
     "|---|---:|---:|---|---:|---:|---:|---:|",
@@ -233,9 +233,9 @@ for b in sorted(bench, key=lambda b: (b["model"], b["resize"], len(b["variant"])
     base = fp32.get((b["model"], b["resize"]))
     variant = "fp32" if b["variant"] == "base" else b["variant"]
     bench_lines.append(
-        f"| {b['model']} | {b['resize']} | {b['batch']} | {variant} | {b['img/s']:,.0f} | "
-        f"{fmt(b['img/s'] / base if base else None, '.2f')} | {b['data-free img/s']:,.0f} | "
-        f"{b['waits for data %']:.1f} |"
+        f"| {b['model']} | {b['resize']} | {b['batch']} | {variant} | {b['img_s']:,.0f} | "
+        f"{fmt(b['img_s'] / base if base else None, '.2f')} | {b['data_free_img_s']:,.0f} | "
+        f"{b['waits_for_data_pct']:.1f} |"
     )
 
 commit = sh("git", "-C", str(repo), "rev-parse", "HEAD")

@@ -21,15 +21,16 @@ def bench(monkeypatch):
     torch.set_num_threads(threads)
 
 
-def check_table(out: str, rows: list[dict], ratio_key: str = "ratio") -> None:
-    header = next(line for line in out.splitlines() if line.startswith("| "))
-    assert f"| {ratio_key} |" in header and "|---|" in out
-    assert all(row[ratio_key] > 0 for row in rows)
+def check_table(out: str, rows: list[dict], key: str = "ratio", header: str = "ratio") -> None:
+    """The printed table has the column's header; each row has a positive value under its key."""
+    first = next(line for line in out.splitlines() if line.startswith("| "))
+    assert f"| {header} |" in first and "|---|" in out
+    assert all(row[key] > 0 for row in rows)
 
 
 def test_paired_ratio_divides_within_pairs_not_medians(bench):
     # medians alone would say 4 / 1 = 4; the three pairs' ratios are 2, 4 and 3
-    assert bench("bench_report").paired_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == (3.0, 2.0, 4.0)
+    assert bench("bench_harness").paired_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == (3.0, 2.0, 4.0)
 
 
 def test_bench_data_compares_both_pipelines_on_the_same_pixels(bench, idx_dir, tmp_path, capsys):
@@ -40,8 +41,8 @@ def test_bench_data_compares_both_pipelines_on_the_same_pixels(bench, idx_dir, t
     )
     check_table(capsys.readouterr().out, rows)
     assert [r["resize"] for r in rows] == [28, 96]
-    assert rows[0]["mean abs diff (1/255)"] == 0  # no resize: both only divide by 255
-    assert 0 < rows[1]["mean abs diff (1/255)"] <= 1
+    assert rows[0]["pixel_difference"] == 0  # no resize: both only divide by 255
+    assert 0 < rows[1]["pixel_difference"] <= 1
     assert json.loads(saved.read_text())["rows"][1]["resize"] == 96
     assert (tmp_path / "book" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
 
@@ -55,10 +56,19 @@ def test_bench_data_refuses_pipelines_that_disagree(bench, idx_dir, tmp_path, mo
         )
 
 
+def test_bench_ops_pairs_scratch_correlation_with_conv2d(bench, tmp_path, capsys):
+    saved = tmp_path / "ops.json"
+    (row,) = bench("bench_ops").main(["--repeats", "3", "--threads", "1", "--json", str(saved)])
+    check_table(capsys.readouterr().out, [row])
+    assert row["scratch_ms"] > 0 and row["conv2d_ms"] > 0 and row["verdict"] in ("met", "MISSED")
+    data = json.loads(saved.read_text())
+    assert data["columns"]["scratch_ms"] == "corr2d_multi_in_out ms" and data["rows"] == [row]
+
+
 def test_bench_overhead_times_lightning_against_a_plain_loop(bench, capsys):
     rows = bench("bench_overhead").main([*FAST, "--models", "lenet_modern", "--data", "synthetic"])
     check_table(capsys.readouterr().out, rows)
-    assert rows[0]["model"] == "lenet_modern" and rows[0]["plain img/s"] > 0
+    assert rows[0]["model"] == "lenet_modern" and rows[0]["plain_img_s"] > 0
 
 
 def test_bench_gpu_validates_on_the_cpu(bench, capsys):
@@ -68,7 +78,7 @@ def test_bench_gpu_validates_on_the_cpu(bench, capsys):
     )
     check_table(capsys.readouterr().out, rows)
     assert [r["variant"] for r in rows] == ["base", "pre"] and rows[0]["ratio"] == 1.0
-    assert all(r["data-free img/s"] > 0 and 0 <= r["waits for data %"] < 100 for r in rows)
+    assert all(r["data_free_img_s"] > 0 and 0 <= r["waits_for_data_pct"] < 100 for r in rows)
 
 
 def test_bench_gpu_names_an_unknown_feature(bench):
@@ -83,7 +93,7 @@ def test_bench_tta_times_train_py_and_reads_its_accuracy(bench, tmp_path, capsys
     )
     out = capsys.readouterr().out
     assert "| wall s |" in out and "book" not in out  # no comparison unless one is given
-    assert 0 <= rows[0]["test acc"] <= 1 and rows[0]["epochs"] == 1 and rows[0]["wall s"] > 0
+    assert 0 <= rows[0]["test_acc"] <= 1 and rows[0]["epochs"] == 1 and rows[0]["wall_s"] > 0
     assert (tmp_path / "seed0_r0" / "metrics.json").is_file()
 
 
@@ -100,8 +110,8 @@ def test_bench_tta_takes_medians_over_seeds(bench, tmp_path, monkeypatch, capsys
     )
     rows = bench_tta.main(["--seeds", "0", "1", "2", "--out", str(tmp_path)])
     assert "book" not in capsys.readouterr().out
-    assert [r["wall s"] for r in rows] == [20.0, 40.0, 30.0, 30.0]
-    assert rows[-1]["seed"] == "median" and rows[-1]["test acc"] == pytest.approx(0.6)
+    assert [r["wall_s"] for r in rows] == [20.0, 40.0, 30.0, 30.0]
+    assert rows[-1]["seed"] == "median" and rows[-1]["test_acc"] == pytest.approx(0.6)
 
 
 @pytest.mark.slow
@@ -115,11 +125,11 @@ def test_bench_book_runs_the_books_code_beside_convlab(bench, idx_dir, tmp_path,
         ["--epochs", "1", "--repeats", "2", "--variants", "relu_max", "--json", str(saved)]
         + ["--data-dir", str(idx_dir), "--root", str(tmp_path), "--out", str(tmp_path / "runs")]
     )
-    check_table(capsys.readouterr().out, rows, "ratio fit_s")
+    check_table(capsys.readouterr().out, rows, "fit_s_ratio", "fit ratio")
     (row,) = rows
-    assert row["variant"] == "relu_max" and row["repeats"] == 2
-    assert all(0 <= row[f"{side} test acc"] <= 1 for side in ("book", "convlab"))
-    assert row["book wall_s"] > row["book fit_s"] > 0 and row["convlab wall_s"] > 0
+    assert row["variant"] == "relu_max" and row["pairs"] == 2
+    assert all(0 <= row[f"{side}_test_acc"] <= 1 for side in ("book", "convlab"))
+    assert row["book_wall_s"] > row["book_fit_s"] > 0 and row["convlab_wall_s"] > 0
     # convlab's side did the book's per-epoch evaluation, and its run directories are kept
     records = sorted((tmp_path / "runs").glob("relu_max_seed*/metrics.json"))
     assert [r.parent.name for r in records] == ["relu_max_seed0", "relu_max_seed1"]

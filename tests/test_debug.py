@@ -18,7 +18,7 @@ def test_debug_overfit_drives_the_loss_to_zero_on_three_batches(run_dir):
             f"hydra.run.dir={run_dir}",
         ]
     )
-    losses = [row["train/loss"] for row in record["history"]]
+    losses = [row["train/loss"] for row in record.history]
     steps = 3 * len(losses)  # overfit_batches=3: three optimizer steps an epoch
     assert steps <= 500 and losses[-1] < 0.01, (steps, losses[-5:])
 
@@ -46,7 +46,7 @@ def test_overfit_batches_are_the_same_batches_every_epoch(run_dir):
 @pytest.mark.parametrize("preset", ["fdr", "limit", "profiler"])
 def test_debug_presets_run(preset, run_dir):
     record = run(overrides=[*TINY, f"debug={preset}", f"hydra.run.dir={run_dir}"])
-    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
+    assert 0.0 <= record.metrics["test/acc"] <= 1.0
 
 
 def test_early_stopping_is_one_key(run_dir):
@@ -62,4 +62,4 @@ def test_early_stopping_is_one_key(run_dir):
             f"hydra.run.dir={run_dir}",
         ]
     )
-    assert record["epochs_run"] < 6  # no better val/acc with a learning rate this small
+    assert record.epochs_run < 6  # no better val/acc with a learning rate this small

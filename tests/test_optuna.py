@@ -2,7 +2,6 @@
 and are shared without running a trial twice or reusing a directory; failed and pruned trials are
 recorded as such; Optuna is imported only when a search starts."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from convlab.record import RunRecord
 from tests.helpers import ROOT, TINY, cli
 
 optuna = pytest.importorskip("optuna")
@@ -90,8 +90,8 @@ def test_a_search_kept_in_a_database_continues_where_it_stopped(tmp_path):
     assert {t.state for t in study} == {optuna.trial.TrialState.COMPLETE}
     assert trial_dirs(sweep) == ["trial_0", "trial_1", "trial_2", "trial_3"]
     for t in study:  # each directory holds its own trial, run once
-        record = json.loads((sweep / f"trial_{t.number}" / "metrics.json").read_text())
-        assert record["metrics"]["val/acc"] == pytest.approx(t.value)
+        record = RunRecord.read(sweep / f"trial_{t.number}" / "metrics.json")
+        assert record.metrics["val/acc"] == pytest.approx(t.value)
     done = cli(*common, "hydra.sweeper.n_trials=4")  # nothing left to run
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(trials(url)) == 4
@@ -158,9 +158,9 @@ def test_a_pruned_trial_stops_after_its_epoch_and_is_recorded_pruned(pruned_sear
 def test_a_pruned_job_records_itself_pruned(pruned_search):
     _, sweep = pruned_search
     for job in ("trial_0", "trial_1"):
-        record = json.loads((sweep / job / "metrics.json").read_text())
-        assert record["status"] == "pruned" and record["epochs_run"] == 1
-        assert "test/acc" not in record["metrics"]  # a stopped trial is never tested
+        record = RunRecord.read(sweep / job / "metrics.json")
+        assert record.status == "pruned" and record.epochs_run == 1
+        assert "test/acc" not in record.metrics  # a stopped trial is never tested
 
 
 @pytest.mark.slow

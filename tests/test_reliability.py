@@ -9,6 +9,7 @@ import torch
 
 import convlab.checkpoint_io
 from convlab.errors import ConvlabError
+from convlab.record import RunRecord
 from convlab.train import run
 from tests.helpers import TINY, cli
 
@@ -27,7 +28,7 @@ def uninterrupted(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
     full = cli(*RESUMABLE, f"hydra.run.dir={run_dir}")
     assert full.returncode == 0, full.stderr
-    return json.loads((run_dir / "metrics.json").read_text())
+    return RunRecord.read(run_dir / "metrics.json")
 
 
 @pytest.mark.slow
@@ -42,8 +43,8 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, u
     assert killed.returncode == -9 and not (tmp_path / "killed" / "metrics.json").exists()
     resumed = cli(f"resume={tmp_path / 'killed'}", "~callbacks.kill")
     assert resumed.returncode == 0, resumed.stderr
-    resumed_record = json.loads((tmp_path / "killed" / "metrics.json").read_text())
-    assert [r["epoch"] for r in resumed_record["history"]] == [0, 1, 2]
+    resumed_record = RunRecord.read(tmp_path / "killed" / "metrics.json")
+    assert [r["epoch"] for r in resumed_record.history] == [0, 1, 2]
     assert comparable(uninterrupted) == comparable(resumed_record)
 
 
@@ -63,7 +64,7 @@ def test_sigterm_mid_epoch_exits_143_and_resumes_to_the_uninterrupted_run(tmp_pa
     assert not list((tmp_path / "stopped" / "checkpoints").glob(".*.tmp"))
     resumed = cli(f"resume={tmp_path / 'stopped'}", "~callbacks.stop")
     assert resumed.returncode == 0, resumed.stderr
-    record = json.loads((tmp_path / "stopped" / "metrics.json").read_text())
+    record = RunRecord.read(tmp_path / "stopped" / "metrics.json")
     assert comparable(uninterrupted) == comparable(record)
     assert not (tmp_path / "stopped" / "failure.json").exists()
 
@@ -93,7 +94,7 @@ def test_ddp_on_two_cpu_processes_trains_and_evaluates_like_one_process(tmp_path
     assert trained.returncode == 0, trained.stderr
     run_dirs = [p.parent for p in tmp_path.rglob("metrics.json")]
     assert run_dirs == [tmp_path / "ddp"]  # one directory per run, not per rank
-    ckpt = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["paths"]["checkpoint"]
+    ckpt = RunRecord.read(tmp_path / "ddp" / "metrics.json").paths["checkpoint"]
     accs = {}
     for name, trainer in (("one", "trainer=cpu"), ("two", "trainer=ddp_cpu")):
         out = cli(
@@ -106,7 +107,7 @@ def test_ddp_on_two_cpu_processes_trains_and_evaluates_like_one_process(tmp_path
             f"hydra.run.dir={tmp_path / name}",
         )
         assert out.returncode == 0, out.stderr
-        accs[name] = json.loads((tmp_path / name / "metrics.json").read_text())["metrics"]
+        accs[name] = RunRecord.read(tmp_path / name / "metrics.json").metrics
     assert 0.0 < accs["one"]["test/acc"] < 1.0  # a real measurement, not a saturated one
     assert accs["two"]["test/acc"] == pytest.approx(accs["one"]["test/acc"], abs=1e-6)
     assert accs["two"]["test/loss"] == pytest.approx(accs["one"]["test/loss"], abs=1e-5)
@@ -127,5 +128,5 @@ def test_a_ddp_multirun_writes_one_directory_per_job(tmp_path):
     assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
     assert all(j.parent == tmp_path / "sweep" for j in jobs)
     assert not (tmp_path / "logs").exists()  # the ranks re-ran the job, not a second sweep
-    seeds = [json.loads((j / "metrics.json").read_text())["overrides"] for j in jobs]
+    seeds = [RunRecord.read(j / "metrics.json").overrides for j in jobs]
     assert ["seed=0" in s for s in seeds] == [True, False]

@@ -2,7 +2,6 @@
 comparison of runs)."""
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from omegaconf import OmegaConf
 
 from convlab.compare import group_by_configuration, summarize
 from convlab.paths import CONF_DIR
+from convlab.record import RunRecord
 from tests.helpers import ROOT, TINY, cli
 
 ABLATION = [(a, p) for a in ("sigmoid", "relu") for p in ("avg", "max")]
@@ -55,8 +55,8 @@ def test_lenet_ablation_runs_the_2x2_and_compare_tabulates_it(tmp_path):
         assert job.name.startswith(f"{num}_") and "experiment=" not in job.name
         assert job.name == f"{num}_model.activation={activation},model.pool={pool}"
         assert list(job.glob("events.out.tfevents.*"))  # TensorBoard names the run by its dir
-        record = json.loads((job / "metrics.json").read_text())
-        assert record["model"]["class"] == "LeNet" and record["epochs_run"] == 1
+        record = RunRecord.read(job / "metrics.json")
+        assert record.model["class"] == "LeNet" and record.epochs_run == 1
 
     shown = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "compare.py"), str(tmp_path)],
@@ -133,8 +133,8 @@ def test_seeded_ablation_on_joblib_runs_two_single_threaded_jobs_at_a_time(tmp_p
         for p in ("avg", "max")
         for s in (0, 1)
     ]
-    records = [json.loads((j / "metrics.json").read_text()) for j in jobs]
-    assert [r["environment"]["hardware"]["torch_threads"] for r in records] == [1] * 4
+    records = [RunRecord.read(j / "metrics.json") for j in jobs]
+    assert [r.environment["hardware"]["torch_threads"] for r in records] == [1] * 4
     # event files are named events.out.tfevents.<time>.<host>.<pid>.<n>: two worker processes
     assert len({next(j.glob("events.out.tfevents.*")).name.split(".")[-2] for j in jobs}) == 2
     rows = summarize(group_by_configuration(records))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from convlab.checkpoint_io import CheckpointMeta, load_checkpoint
 from convlab.errors import ConvlabError
 from convlab.inference import load_classifier
+from convlab.record import RunRecord
 from convlab.registry import build_net, model_classes
 from convlab.train import run
 from tests.helpers import MODEL_CONFIGS, ROOT, TINY, cli, needs_real_data
@@ -60,7 +61,7 @@ def finished(tmp_path_factory) -> Path:
 
 
 def checkpoint_of(run_dir: Path) -> Path:
-    return Path(json.loads((run_dir / "metrics.json").read_text())["paths"]["checkpoint"])
+    return Path(RunRecord.read(run_dir / "metrics.json").paths["checkpoint"])
 
 
 MARKER_CODE = "import pathlib; pathlib.Path('{marker}').write_text('ran')\n"
@@ -199,13 +200,13 @@ def test_evaluating_a_checkpoint_gives_its_runs_test_accuracy(model, tmp_path):
             *TINY,
             "data.eval_batch_size=16",
             "train=false",
-            f"ckpt_path={trained['paths']['checkpoint']}",
+            f"ckpt_path={trained.paths['checkpoint']}",
             f"hydra.run.dir={tmp_path / 'eval'}",
         ]
     )
-    assert evaluated["model"]["params"] == trained["model"]["params"]
+    assert evaluated.model["params"] == trained.model["params"]
     for key in ("test/acc", "test/loss"):
-        assert evaluated["metrics"][key] == pytest.approx(trained["metrics"][key], abs=1e-6)
+        assert evaluated.metrics[key] == pytest.approx(trained.metrics[key], abs=1e-6)
 
 
 def test_evaluation_refuses_overrides_that_change_the_network(finished, tmp_path):
@@ -218,7 +219,7 @@ def test_evaluation_refuses_overrides_that_change_the_network(finished, tmp_path
     with pytest.raises(ConvlabError, match=r"data.resize \(32 here, 28 in the checkpoint\)"):
         run(overrides=[*base, "data.resize=32"])
     same = run(overrides=[*base[:-1], "model=lenet", f"hydra.run.dir={tmp_path / 'same'}"])
-    assert same["model"]["name"] == "lenet"
+    assert same.model["name"] == "lenet"
 
 
 @pytest.mark.slow
@@ -237,15 +238,15 @@ def test_a_sigmoid_lenet_evaluates_on_the_real_data_as_its_run_recorded(tmp_path
     out = cli(
         *common,
         "train=false",
-        f"ckpt_path={trained['paths']['checkpoint']}",
+        f"ckpt_path={trained.paths['checkpoint']}",
         f"hydra.run.dir={tmp_path / 'e'}",
     )
     assert out.returncode == 0, out.stderr
-    evaluated = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert evaluated["metrics"]["test/acc"] == pytest.approx(
-        trained["metrics"]["test/acc"], abs=1e-6
+    evaluated = RunRecord.read(tmp_path / "e" / "metrics.json")
+    assert evaluated.metrics["test/acc"] == pytest.approx(
+        trained.metrics["test/acc"], abs=1e-6
     )
-    assert 0.1 < evaluated["metrics"]["test/acc"] < 1.0
+    assert 0.1 < evaluated.metrics["test/acc"] < 1.0
 
 
 def test_nothing_changes_a_finished_run(finished, tmp_path, monkeypatch):
@@ -381,8 +382,8 @@ def test_two_processes_on_one_run_directory_one_runs(tmp_path):
     winner = [seed for seed, (code, _) in zip((1, 2), results, strict=True) if code == 0][0]
     loser_error = [err for code, err in results if code != 0][0]
     assert "in use by another running convlab process" in loser_error or "holds" in loser_error
-    record = json.loads((run_dir / "metrics.json").read_text())
-    assert f"seed={winner}" in record["overrides"]
+    record = RunRecord.read(run_dir / "metrics.json")
+    assert f"seed={winner}" in record.overrides
     assert f"seed={winner}" in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
     assert not (run_dir / "failure.json").exists()
 
@@ -459,11 +460,9 @@ def test_two_nodes_share_one_run_directory_and_match_one_node(tmp_path):
     ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in nodes]
     assert [code for code, _ in results] == [0, 0], results
-    a, b = (
-        json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one_node", "two_nodes")
-    )
-    for key, value in a["metrics"].items():
-        assert b["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    a, b = (RunRecord.read(tmp_path / d / "metrics.json") for d in ("one_node", "two_nodes"))
+    for key, value in a.metrics.items():
+        assert b.metrics[key] == pytest.approx(value, abs=1e-6), key
 
     def files(d: Path) -> list[str]:  # event files are named by time and process: by kind here
         return sorted(p.name.split(".")[0] if "tfevents" in p.name else p.name for p in d.iterdir())

@@ -47,15 +47,16 @@ class Classifier(L.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
-        record: dict | None = None,
+        checkpoint_meta: dict | None = None,
     ):
         super().__init__()
         self.net, self.preprocess = net, preprocess
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.label_smoothing = label_smoothing
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # plain containers (resolved config, model choice) stored in checkpoints to rebuild the run
-        self.record = record or {}
+        # CheckpointMeta's fields but the preprocessing (the resolved config, the model's option
+        # name, the class names): plain containers saved in checkpoints to rebuild the run
+        self.checkpoint_meta = checkpoint_meta or {}
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         # one metric object per stage (nn.Module attributes, so they follow the model's device);
@@ -161,5 +162,5 @@ class Classifier(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        meta = CheckpointMeta(**self.record, preprocess=self.preprocess.config)
+        meta = CheckpointMeta(**self.checkpoint_meta, preprocess=self.preprocess.config)
         checkpoint[META_KEY] = meta.to_checkpoint()

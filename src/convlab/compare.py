@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from convlab.errors import ConvlabError
+from convlab.record import RunRecord
 from convlab.rundir import FAILURE, HYDRA_RECORD, METRICS
 
 # a job's state, from its record
@@ -132,6 +133,11 @@ def _job(path: Path, name: str) -> Job:
                 why = "has no 'metrics' object"
             elif "overrides" in record and not _strings(record["overrides"]):
                 why = "'overrides' is not a list of strings"
+            elif file == METRICS:
+                try:  # any record version this convlab reads, with the fields old ones lack
+                    record = RunRecord.from_json(record, str(path / file)).to_json()
+                except ConvlabError as e:
+                    why = str(e).removeprefix(f"{path / file} ")
             if why:
                 return Job(path, name, UNREADABLE, reason=f"{file}: {why}")
             return Job(path, name, status, record)

@@ -10,8 +10,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from convlab.errors import ConvlabError
 from convlab.rundir import METRICS
 
@@ -47,6 +45,8 @@ def _version(name: str) -> str | None:
 
 def environment(repo: Path) -> dict:
     """Where and with what a run ran: enough to reproduce it or to explain a difference."""
+    import torch  # here: reading records (compare.py) needs no torch
+
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
         "git_commit": git_commit(repo),

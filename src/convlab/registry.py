@@ -9,13 +9,12 @@ that a config in ``conf/model/`` names, and every argument a plain value. A user
 import importlib
 import math
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
 from convlab.errors import ConvlabError
-from convlab.paths import CONF_DIR
+from convlab.paths import conf_dir
 
 if TYPE_CHECKING:  # torch is imported only when a network is built: the CLI answers --help fast
     from torch import nn
@@ -26,10 +25,10 @@ _CONVLAB_KEYS = ("min_input_size",)
 
 
 @cache
-def model_classes(conf_dir: Path = CONF_DIR) -> frozenset[str]:
+def model_classes() -> frozenset[str]:
     """The ``_target_`` of every config in ``conf/model/``: the only classes data may name."""
     targets = set()
-    for path in sorted((conf_dir / "model").glob("*.yaml")):
+    for path in sorted((conf_dir() / "model").glob("*.yaml")):
         target = OmegaConf.load(path).get("_target_")  # configs with only `defaults:` inherit one
         if isinstance(target, str):
             targets.add(target)

@@ -3,6 +3,7 @@
 import shlex
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -26,7 +27,7 @@ from convlab.evaluation import evaluation_config
 from convlab.hparams import hyperparameters
 from convlab.inference import build_from_meta, load_weights
 from convlab.paths import REPO_DIR
-from convlab.record import environment, write_json
+from convlab.record import RunRecord, environment
 from convlab.registry import constructor_args
 from convlab.resume import check_resume_matches
 from convlab.rundir import METRICS, RunDir, paste_override
@@ -48,7 +49,7 @@ def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataMo
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         label_smoothing=cfg.module.label_smoothing,
         channels_last=cfg.module.channels_last,
-        record={
+        checkpoint_meta={
             "config": OmegaConf.to_container(cfg, resolve=True),
             "model_name": model_choice(),
             "class_names": datamodule.class_names,
@@ -112,7 +113,7 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunRecord:
     """Train, test and record one run; returns what it writes to metrics.json.
 
     From Python: ``run(overrides=["model=lenet", "trainer.max_epochs=2"])`` composes the config
@@ -141,59 +142,81 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
         run_dir.release()
 
 
-def _run(cfg: DictConfig, run_dir: RunDir) -> dict:
+class Tested(NamedTuple):
+    """The weights the test evaluates, and how the record names them."""
+
+    checkpoint: str | None  # a file, or None: the weights in memory
+    what: str  # in words, for metrics.json and the run's last lines
+    pruned: Pruned | None = None  # a search stopped the run: nothing is tested
+
+
+def _run(cfg: DictConfig, run_dir: RunDir) -> RunRecord:
     """The run's stages, top to bottom."""
     validate(cfg)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
-    saved = pruned = None
-    if not cfg.train:  # evaluate a checkpoint inside the network it was trained with
-        if not cfg.ckpt_path:
-            raise ConvlabError("train=false needs a checkpoint to evaluate: add ckpt_path=<file>")
-        saved, meta = read_meta(cfg.ckpt_path)
-        evaluation_config(cfg, meta, _overrides(), cfg.ckpt_path)
-        validate(cfg)
-        datamodule, classifier = build(cfg, *build_from_meta(meta, cfg.ckpt_path))
-    else:
-        datamodule, classifier = build(cfg)
+    datamodule, classifier = _build_run(cfg)
     trainer = _trainer(cfg)
     started = time.perf_counter()
-    if saved is not None:
-        load_weights(classifier, saved, cfg.ckpt_path)
-        tested, what = str(cfg.ckpt_path), "the given checkpoint"
-    else:
-        try:
-            _fit(trainer, classifier, datamodule, cfg, run_dir)
-            tested, what = _tested_checkpoint(trainer)
-        except Pruned as e:  # a search stopped this trial: recorded as pruned, never tested
-            pruned, tested, what = e, None, f"not tested: {e}"
+    tested = _fit(trainer, classifier, datamodule, cfg, run_dir) if cfg.train else _given(cfg)
     fit_s = time.perf_counter() - started
-    history = next(c for c in trainer.callbacks if isinstance(c, History))
-    epochs = list(history.epochs)  # testing a checkpoint restores callback states, history included
-    test_metrics = {}
-    if cfg.test and pruned is None:
-        (test_metrics,) = trainer.test(
-            classifier,
-            datamodule=datamodule,
-            ckpt_path=tested if saved is None else None,
-            weights_only=True,
-            verbose=False,
-        )
+    # copied now: testing a checkpoint restores callback states, the history's included
+    epochs = list(next(c for c in trainer.callbacks if isinstance(c, History)).epochs)
+    test_metrics = _test(trainer, classifier, datamodule, cfg, tested)
     timing = {"fit_s": fit_s, "wall_s": time.perf_counter() - started}
-    record = _record(cfg, classifier, epochs, test_metrics, tested, what, timing)
-    if pruned is not None:
-        record.update(status="pruned", pruned_after_epoch=pruned.epoch)
+    record = _record(cfg, classifier, epochs, test_metrics, tested, timing)
     _finish(trainer, cfg, run_dir.path, record)
     return record
 
 
-def _fit(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: RunDir) -> None:
+def _build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
+    """The configured run; with train=false, the checkpoint's own network and weights."""
+    if cfg.train:
+        return build(cfg)
+    if not cfg.ckpt_path:
+        raise ConvlabError("train=false needs a checkpoint to evaluate: add ckpt_path=<file>")
+    saved, meta = read_meta(cfg.ckpt_path)
+    evaluation_config(cfg, meta, _overrides(), cfg.ckpt_path)
+    validate(cfg)
+    datamodule, classifier = build(cfg, *build_from_meta(meta, cfg.ckpt_path))
+    load_weights(classifier, saved, cfg.ckpt_path)
+    return datamodule, classifier
+
+
+def _given(cfg: DictConfig) -> Tested:
+    return Tested(str(cfg.ckpt_path), "the given checkpoint")
+
+
+def _fit(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: RunDir) -> Tested:
     last = run_dir.path / "checkpoints" / "last.ckpt" if cfg.resume else None
     if last is not None:  # the checkpoint must be of this very config, whatever the record says
         _, meta = read_meta(last)
         check_resume_matches(cfg, meta, run_dir.path)
-    trainer.fit(classifier, datamodule=datamodule, ckpt_path=last, weights_only=True)
+    try:
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=last, weights_only=True)
+    except Pruned as e:  # a search stopped this trial: recorded as pruned, never tested
+        return Tested(None, f"not tested: {e}", pruned=e)
+    ckpt = trainer.checkpoint_callback
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor and ckpt.best_model_path:
+        return Tested(ckpt.best_model_path, "best-val checkpoint")
+    if not trainer.limit_val_batches:
+        return Tested(None, "final weights (no validation split)")
+    return Tested(None, "final weights")
+
+
+def _test(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, tested: Tested) -> dict:
+    if not cfg.test or tested.pruned is not None:
+        return {}
+    (metrics,) = trainer.test(
+        classifier,
+        datamodule=datamodule,
+        # train=false loaded the given checkpoint's weights into the network it built
+        ckpt_path=tested.checkpoint if cfg.train else None,
+        weights_only=True,
+        verbose=False,
+    )
+    return metrics
 
 
 def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
@@ -209,48 +232,41 @@ def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
     logger.save()
 
 
-def _tested_checkpoint(trainer: L.Trainer) -> tuple[str | None, str]:
-    """The best-val checkpoint the test uses, or none (final weights) without a monitor."""
-    ckpt = trainer.checkpoint_callback
-    if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor and ckpt.best_model_path:
-        return ckpt.best_model_path, "best-val checkpoint"
-    if not trainer.limit_val_batches:
-        return None, "final weights (no validation split)"
-    return None, "final weights"
-
-
-def _record(cfg, classifier, epochs, test_metrics, tested, what, timing) -> dict:
+def _record(
+    cfg: DictConfig, classifier: Classifier, epochs: list, test: dict, tested: Tested, timing: dict
+) -> RunRecord:
     validated = any("val/acc" in r for r in epochs)
     best = max(epochs, key=lambda r: r["val/acc"]) if validated else {}
     metrics = {k: v for k, v in best.items() if k.startswith("val/")}
-    metrics.update({k: float(v) for k, v in test_metrics.items()})
-    return {
-        "status": "finished",
-        "validation": validated,  # false: no model selection, the test saw the final weights
-        "metrics": metrics,
-        "best_epoch": best.get("epoch"),
-        "tested": what,
-        "epochs_run": len(epochs),
-        "history": epochs,
-        "model": {
-            "name": classifier.record["model_name"],
+    metrics.update({k: float(v) for k, v in test.items()})
+    return RunRecord(
+        status="pruned" if tested.pruned else "finished",
+        pruned_after_epoch=tested.pruned.epoch if tested.pruned else None,
+        validation=validated,
+        metrics=metrics,
+        best_epoch=best.get("epoch"),
+        tested=tested.what,
+        epochs_run=len(epochs),
+        history=epochs,
+        model={
+            "name": classifier.checkpoint_meta["model_name"],
             "class": type(classifier.net).__name__,
             "params": sum(p.numel() for p in classifier.net.parameters()),
         },
-        "overrides": _overrides(),
-        "environment": environment(REPO_DIR),
-        "timing": timing,
-        "paths": {"run_dir": str(cfg.paths.output_dir), "checkpoint": tested},
-    }
+        overrides=_overrides(),
+        environment=environment(REPO_DIR),
+        timing=timing,
+        paths={"run_dir": str(cfg.paths.output_dir), "checkpoint": tested.checkpoint},
+    )
 
 
 @rank_zero_only
-def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: dict) -> None:
+def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: RunRecord) -> None:
     """Rank 0 writes metrics.json, sends the final metrics to TensorBoard's HPARAMS tab, and says
     where everything is."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    shown = hyperparameters(cfg, record["overrides"], dict(choices), swept_keys())
-    final = {f"hp/{k.replace('/', '_')}": v for k, v in record["metrics"].items()}
+    shown = hyperparameters(cfg, record.overrides, dict(choices), swept_keys())
+    final = {f"hp/{k.replace('/', '_')}": v for k, v in record.metrics.items()}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             log_hparams(logger, shown, final)
@@ -258,16 +274,16 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: dict) ->
             logger.log_hyperparams(shown)
             logger.log_metrics(final)
     finish(trainer.loggers)  # W&B writes its last files now, not after metrics.json exists
-    write_json(run_dir / METRICS, record)  # last: metrics.json marks the run finished
-    acc = record["metrics"].get("test/acc")
+    record.write(run_dir / METRICS)  # last: metrics.json marks the run finished
+    acc = record.test_acc
     if acc is not None:
-        epoch = f", epoch {record['best_epoch']}" if record["best_epoch"] is not None else ""
-        print(f"test/acc {acc:.4f} ({record['tested']}{epoch})")
+        epoch = f", epoch {record.best_epoch}" if record.best_epoch is not None else ""
+        print(f"test/acc {acc:.4f} ({record.tested}{epoch})")
     print(f"run directory: {shlex.quote(str(run_dir))}")
-    if record["paths"]["checkpoint"]:  # as an override that pastes, whatever the path holds
+    if record.paths["checkpoint"]:  # as an override that pastes, whatever the path holds
         print(
             f"evaluate again: python train.py train=false "
-            f"{paste_override('ckpt_path', record['paths']['checkpoint'])}"
+            f"{paste_override('ckpt_path', record.paths['checkpoint'])}"
         )
     log_dir = Path(cfg.paths.log_dir).resolve()
     shown = log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir

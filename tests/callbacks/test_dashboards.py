@@ -191,3 +191,11 @@ def test_activation_pictures_show_what_comes_out_of_the_activation(activation, l
     assert maps.min() >= low and (activation != "sigmoid" or maps.max() <= 1.0)
     raw = net.net[0](torch.randn(1, 1, 28, 28))
     assert raw.min() < 0  # the conv's own output has negatives: the picture is not of it
+
+
+@pytest.mark.parametrize(("key", "value"), [("num_images", 0), ("every_n_epochs", -1)])
+def test_nonsense_dashboard_settings_are_refused_by_name(key, value):
+    from convlab.callbacks.dashboards import Dashboards
+
+    with pytest.raises(ConvlabError, match=f"callbacks.dashboards.{key}={value} is invalid"):
+        Dashboards(**{key: value})

@@ -96,8 +96,8 @@ def test_mlflow_alone_keeps_the_metrics_and_pictures_in_its_sqlite_store(tmp_pat
     assert found.info.run_name == "run"  # the run directory's name
     assert found.info.status == "FINISHED"
     metrics = found.data.metrics
-    assert metrics["val/acc"] == pytest.approx(record["metrics"]["val/acc"])
-    assert metrics["test/acc"] == pytest.approx(record["metrics"]["test/acc"])
+    assert metrics["val/acc"] == pytest.approx(record.metrics["val/acc"])
+    assert metrics["test/acc"] == pytest.approx(record.metrics["test/acc"])
     assert {"train/loss", "val/loss", "test/loss"} <= metrics.keys()
     assert len(client.get_metric_history(found.info.run_id, "val/acc")) == 1  # one epoch
     pictures = mlflow_pictures(client, found.info.run_id)
@@ -153,8 +153,8 @@ def test_wandb_alone_writes_an_offline_run_with_the_pictures_into_the_run_direct
             assert (entry.run.display_name, entry.run.project) == ("run", "convlab")
         for item in entry.history.item:
             history.setdefault(item.key or "/".join(item.nested_key), []).append(item.value_json)
-    assert float(history["val/acc"][-1]) == pytest.approx(record["metrics"]["val/acc"])
-    assert float(history["test/acc"][-1]) == pytest.approx(record["metrics"]["test/acc"])
+    assert float(history["val/acc"][-1]) == pytest.approx(record.metrics["val/acc"])
+    assert float(history["test/acc"][-1]) == pytest.approx(record.metrics["test/acc"])
     assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
@@ -182,9 +182,9 @@ def test_tensorboard_and_mlflow_together_both_get_the_scalars_and_the_same_pictu
         images |= set(accumulator.Tags()["images"])
         scalars |= {t: accumulator.Scalars(t)[-1].value for t in accumulator.Tags()["scalars"]}
     assert images == TAGS
-    assert scalars["val/acc"] == pytest.approx(record["metrics"]["val/acc"])
+    assert scalars["val/acc"] == pytest.approx(record.metrics["val/acc"])
     client, found = mlflow_run(tmp_path)
-    assert found.data.metrics["val/acc"] == pytest.approx(record["metrics"]["val/acc"])
+    assert found.data.metrics["val/acc"] == pytest.approx(record.metrics["val/acc"])
     assert mlflow_pictures(client, found.info.run_id).keys() == TAGS
 
 
