@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -224,7 +223,8 @@ def bench_variant(args: argparse.Namespace, root: Path, variant: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = bench_parser(__doc__, repeats=3, threads=False)  # a repeat: a pair per variant
+    # a repeat: a pair per variant
+    parser = bench_parser(__doc__, repeats=3, threads=False, runs_in="bench_book")
     parser.add_argument("--setup", action="store_true", help="install the book's package; stop")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--epochs", type=int, default=10, help="the book's 10 (default)")
@@ -241,12 +241,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         type=Path,
         default=Path(tempfile.gettempdir()) / "convlab-bench-book",
         help="the book's data root and working directory",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=ROOT / "outputs" / "bench_book" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"),
-        help="where convlab's run directories go",
     )
     args = parse(parser, argv)
     if args.setup:

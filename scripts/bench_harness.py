@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -115,10 +116,12 @@ def bench_parser(
     batches: int | None = None,
     warmup: int | None = None,
     threads: bool = True,
+    runs_in: str | None = None,
 ) -> argparse.ArgumentParser:
     """A script's parser with the options every bench shares, at the script's own defaults:
     --repeats and --json always, --batches and --warmup for step-timing benches, --threads for
-    benches that time in their own process (not for those that time train.py subprocesses)."""
+    benches that time in their own process (not for those that time train.py subprocesses), and
+    --out for benches that keep train.py's run directories (default: outputs/<runs_in>/<time>)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
         "--repeats", type=int, default=repeats, help=f"timed runs per side (default {repeats})"
@@ -133,6 +136,13 @@ def bench_parser(
         )
     if threads:
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    if runs_in is not None:
+        parser.add_argument(
+            "--out",
+            type=Path,
+            default=ROOT / "outputs" / runs_in / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"),
+            help="where the train.py run directories go",
+        )
     parser.add_argument("--json", default=None, help="save the figures to this file")
     return parser
 

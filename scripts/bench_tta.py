@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from bench_harness import ROOT, bench_parser, parse, report
@@ -48,16 +47,11 @@ def row(seed, seconds: float, acc: float, epochs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = bench_parser(__doc__, repeats=1, threads=False)  # a repeat: one run of every seed
+    # a repeat: one run of every seed
+    parser = bench_parser(__doc__, repeats=1, threads=False, runs_in="bench_tta")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
         "--overrides", nargs="*", default=[], help="train.py overrides (default: the recipe)"
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=ROOT / "outputs" / "bench_tta" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"),
-        help="where the run directories go",
     )
     args = parse(parser, argv)
 
