@@ -122,17 +122,17 @@ def test_bench_tta_takes_medians_over_seeds(bench, tmp_path, monkeypatch, capsys
 def test_bench_book_runs_the_books_code_beside_convlab(bench, idx_dir, tmp_path, capsys):
     saved = tmp_path / "book.json"
     rows = bench("bench_book").main(
-        ["--epochs", "1", "--repeats", "2", "--variants", "relu_max", "--json", str(saved)]
+        ["--epochs", "1", "--repeats", "1", "--variants", "relu_max", "--json", str(saved)]
         + ["--data-dir", str(idx_dir), "--root", str(tmp_path), "--out", str(tmp_path / "runs")]
     )
     check_table(capsys.readouterr().out, rows, "fit_s_ratio", "fit ratio")
     (row,) = rows
-    assert row["variant"] == "relu_max" and row["pairs"] == 2
+    assert row["variant"] == "relu_max" and row["pairs"] == 1
     assert all(0 <= row[f"{side}_test_acc"] <= 1 for side in ("book", "convlab"))
     assert row["book_wall_s"] > row["book_fit_s"] > 0 and row["convlab_wall_s"] > 0
     # convlab's side did the book's per-epoch evaluation, and its run directories are kept
     records = sorted((tmp_path / "runs").glob("relu_max_seed*/metrics.json"))
-    assert [r.parent.name for r in records] == ["relu_max_seed0", "relu_max_seed1"]
+    assert [r.parent.name for r in records] == ["relu_max_seed0"]
     config = (records[0].parent / ".hydra" / "config.yaml").read_text()
     assert "bench_book.TestEachEpoch" in config and "activation: relu" in config
     assert json.loads(saved.read_text())["rows"][0]["variant"] == "relu_max"

@@ -15,7 +15,7 @@ class EpochTimeEstimate(L.Callback):
     (none in the book's, 5,000 images a cheap forward each in the default one) to guess from steps.
     """
 
-    def __init__(self, warmup_steps: int = 5, timed_steps: int = 20):
+    def __init__(self, warmup_steps: int = 30, timed_steps: int = 30):
         self.first, self.last = warmup_steps, warmup_steps + timed_steps
         self.started: float | None = None
         self.message: str | None = None  # kept for the tests and for callers that print it again
