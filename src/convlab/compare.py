@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from convlab.errors import ConvlabError
 from convlab.record import RunRecord
-from convlab.rundir import FAILURE, HYDRA_RECORD, METRICS
+from convlab.rundir import FAILURE, HYDRA_DIR, METRICS
 
 # a job's state, from its record
 FINISHED, PRUNED, FAILED, INTERRUPTED = "finished", "pruned", "failed", "interrupted"
@@ -158,7 +158,7 @@ def find_jobs(sweep_dirs: Sequence[Path]) -> list[Job]:
     jobs, seen = [], set()
     for sweep in sweep_dirs:
         found = {p.parent for name in (METRICS, FAILURE) for p in sweep.rglob(name)}
-        found |= {p.parent for p in sweep.rglob(HYDRA_RECORD) if p.is_dir()}
+        found |= {p.parent for p in sweep.rglob(HYDRA_DIR) if p.is_dir()}
         for path in sorted(found, key=lambda p: _natural(p.relative_to(sweep))):
             if path.resolve() in seen:  # a sweep inside another
                 continue
@@ -491,7 +491,7 @@ def compare(sweep_dir: Path | Sequence[Path], out_dir: Path | None = None) -> st
     if not jobs:
         where = ", ".join(str(s) for s in sweeps)
         raise ConvlabError(
-            f"no jobs under {where} (no {METRICS}, {FAILURE} or {HYDRA_RECORD}): pass a multirun "
+            f"no jobs under {where} (no {METRICS}, {FAILURE} or {HYDRA_DIR}): pass a multirun "
             "directory"
         )
     if out_dir is None:

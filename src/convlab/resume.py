@@ -19,7 +19,7 @@ from yaml import YAMLError
 from convlab.errors import ConvlabError
 from convlab.paths import CONF_DIR
 from convlab.registry import is_plain
-from convlab.rundir import HYDRA_RECORD, METRICS, hydra_quoted, is_finished
+from convlab.rundir import HYDRA_DIR, METRICS, hydra_quoted, is_finished
 
 if TYPE_CHECKING:  # checkpoints need torch, which the command line imports only to run
     from convlab.checkpoint_io import CheckpointMeta
@@ -75,10 +75,10 @@ def _untrusted(override: Override) -> str | None:
 
 
 def _recorded(run_dir: Path) -> list[str]:
-    saved = run_dir / HYDRA_RECORD / "overrides.yaml"
+    saved = run_dir / HYDRA_DIR / "overrides.yaml"
     if not saved.is_file():
         raise ConvlabError(
-            f"resume={run_dir}: not a convlab run directory (no {HYDRA_RECORD}/overrides.yaml)"
+            f"resume={run_dir}: not a convlab run directory (no {HYDRA_DIR}/overrides.yaml)"
         )
     try:
         recorded = OmegaConf.to_container(OmegaConf.load(saved))

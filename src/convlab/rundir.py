@@ -21,11 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from convlab.errors import ConvlabError
 
 LOCK = ".lock"
-HYDRA_RECORD = ".hydra"
+HYDRA_DIR = ".hydra"
 METRICS = "metrics.json"
 FAILURE = "failure.json"
 # what a run leaves in its directory: any of them means the directory holds (part of) a run
-RUN_MARKS = (METRICS, "checkpoints", HYDRA_RECORD, FAILURE)
+RUN_MARKS = (METRICS, "checkpoints", HYDRA_DIR, FAILURE)
 
 _PLAIN_PATH = re.compile(r"[\w./+-]+")
 _RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK", "GROUP_RANK")
@@ -112,13 +112,13 @@ class RunDir:
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
 
-    def write_record(self, cfg: DictConfig, hydra_cfg: DictConfig | None, overrides: list[str]):
+    def write_hydra_dir(self, cfg: DictConfig, hydra_cfg: DictConfig | None, overrides: list[str]):
         """The ``.hydra`` record Hydra would write: config.yaml, hydra.yaml, overrides.yaml.
 
         Written once, by the owner of a new run; a resumed run keeps its original record."""
         if not self.owner or self.resuming:
             return
-        record = self.path / HYDRA_RECORD
+        record = self.path / HYDRA_DIR
         record.mkdir(exist_ok=True)
         OmegaConf.save(cfg, record / "config.yaml")
         if hydra_cfg is not None:
@@ -149,7 +149,7 @@ class RunDir:
         a single run that failed before its first step leaves nothing to confuse with a run."""
         if not (self.owner and self.fresh and self._lock_fd is not None):
             return False
-        if {p.name for p in self.path.iterdir()} - {HYDRA_RECORD, LOCK}:
+        if {p.name for p in self.path.iterdir()} - {HYDRA_DIR, LOCK}:
             return False
         self.release()
         shutil.rmtree(self.path)

@@ -122,7 +122,7 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     cfg = cfg if cfg is not None else compose_run(overrides)
     run_dir = RunDir(Path(cfg.paths.output_dir), resuming=bool(cfg.resume)).claim()
     try:
-        run_dir.write_record(
+        run_dir.write_hydra_dir(
             cfg, HydraConfig.get() if HydraConfig.initialized() else None, _overrides()
         )
         with interruptible():
