@@ -136,3 +136,17 @@ def test_bench_book_runs_the_books_code_beside_convlab(bench, idx_dir, tmp_path,
     config = (records[0].parent / ".hydra" / "config.yaml").read_text()
     assert "bench_book.TestEachEpoch" in config and "activation: relu" in config
     assert json.loads(saved.read_text())["rows"][0]["variant"] == "relu_max"
+
+
+@pytest.mark.slow
+def test_bench_startup_splits_the_time_to_the_first_step(bench, tmp_path, capsys):
+    saved = tmp_path / "startup.json"
+    rows = bench("bench_startup").main(
+        ["--repeats", "1", "--overrides", "data=synthetic", "--json", str(saved)]
+    )
+    parts = {row["part"]: row["median_s"] for row in rows}
+    assert list(parts) == ["interpreter start", "imports", "rest", "to first step"]
+    assert all(seconds > 0 for seconds in parts.values())
+    total = parts["interpreter start"] + parts["imports"] + parts["rest"]
+    assert parts["to first step"] == pytest.approx(total)
+    assert "| median s |" in capsys.readouterr().out
