@@ -1,5 +1,6 @@
 """Crashes, signals, full disks, DDP and reproducibility."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -17,13 +18,13 @@ from tests.helpers import TINY, cli
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", "data.resize=32"]
 
 
-def comparable(record: dict) -> dict:
-    """A metrics.json without what legitimately differs between two identical runs."""
-    return {k: v for k, v in record.items() if k not in ("timing", "paths", "overrides")}
+def comparable(record: RunRecord) -> RunRecord:
+    """A record without what legitimately differs between two identical runs."""
+    return dataclasses.replace(record, timing={}, paths={}, overrides=[])
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict:
+def uninterrupted(tmp_path_factory) -> RunRecord:
     """The record of the run the stopped-and-resumed ones must end equal to (trained once)."""
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
     full = cli(*RESUMABLE, f"hydra.run.dir={run_dir}")

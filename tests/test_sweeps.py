@@ -137,7 +137,7 @@ def test_seeded_ablation_on_joblib_runs_two_single_threaded_jobs_at_a_time(tmp_p
     assert [r.environment["hardware"]["torch_threads"] for r in records] == [1] * 4
     # event files are named events.out.tfevents.<time>.<host>.<pid>.<n>: two worker processes
     assert len({next(j.glob("events.out.tfevents.*")).name.split(".")[-2] for j in jobs}) == 2
-    rows = summarize(group_by_configuration(records))
+    rows = summarize(group_by_configuration([r.to_json() for r in records]))
     assert [(r["configuration"], r["n"]) for r in rows] == [
         ("model.pool=avg", 2),
         ("model.pool=max", 2),

@@ -70,9 +70,7 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(tmp_path):
 
 def test_evaluate_a_checkpoint(tmp_path):
     trained = tiny_run(tmp_path / "a")
-    evaluated = tiny_run(
-        tmp_path / "b", "train=false", f"ckpt_path={trained.paths['checkpoint']}"
-    )
+    evaluated = tiny_run(tmp_path / "b", "train=false", f"ckpt_path={trained.paths['checkpoint']}")
     assert evaluated.metrics["test/acc"] == trained.metrics["test/acc"]
     assert evaluated.tested == "the given checkpoint"
 
@@ -226,14 +224,18 @@ def test_the_model_summary_shows_each_layers_shapes(run_dir):
     summary = ModelSummary(classifier, max_depth=3)
     sizes = dict(zip(summary.layer_names, summary.in_sizes, strict=True))
     assert sizes["net.net.0"] == [2, 1, 32, 32]  # stored 28x28 bytes, resized by Preprocess
-    logged = []  # Lightning's logger does not propagate to the root, where pytest listens
-    handler = logging.Handler()
+    # Lightning's logger does not propagate to the root, where pytest listens, and a bench run
+    # in this process may have raised its level
+    logged, lightning_log = [], logging.getLogger("lightning.pytorch")
+    handler, level = logging.Handler(), lightning_log.level
     handler.emit = logged.append
-    logging.getLogger("lightning.pytorch").addHandler(handler)
+    lightning_log.addHandler(handler)
+    lightning_log.setLevel(logging.INFO)
     try:
         tiny_run(run_dir, "trainer.enable_model_summary=true")  # the callback logs the table
     finally:
-        logging.getLogger("lightning.pytorch").removeHandler(handler)
+        lightning_log.removeHandler(handler)
+        lightning_log.setLevel(level)
     table = "\n".join(r.getMessage() for r in logged)
     assert "In sizes" in table and "net.net.0" in table and "[2, 1, 28, 28]" in table
 

@@ -243,9 +243,7 @@ def test_a_sigmoid_lenet_evaluates_on_the_real_data_as_its_run_recorded(tmp_path
     )
     assert out.returncode == 0, out.stderr
     evaluated = RunRecord.read(tmp_path / "e" / "metrics.json")
-    assert evaluated.metrics["test/acc"] == pytest.approx(
-        trained.metrics["test/acc"], abs=1e-6
-    )
+    assert evaluated.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], abs=1e-6)
     assert 0.1 < evaluated.metrics["test/acc"] < 1.0
 
 
