@@ -18,7 +18,6 @@ Validate on a CPU with tiny settings: --device cpu --data synthetic --batches 2 
 """
 
 import argparse
-import logging
 import statistics
 import tempfile
 import warnings
@@ -26,7 +25,14 @@ from itertools import repeat
 
 import lightning as L
 import torch
-from bench_harness import bench_parser, compose, lightning_seconds, parse, report
+from bench_harness import (
+    bench_parser,
+    compose,
+    lightning_seconds,
+    parse,
+    quiet_lightning,
+    report,
+)
 
 from convlab.data.preprocess import Preprocess
 from convlab.train import build
@@ -136,11 +142,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         features(variant)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_gpu: no CUDA device here; validate with --device cpu")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one banner per fit
     # the data-free fits have no validation data on purpose
     warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
+    with quiet_lightning(), tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
         for case in args.cases:
             model, size = case.split(":")
             case_rows = [

@@ -5,14 +5,16 @@ Each script is the few lines that are its own: what it compares, and its table's
 """
 
 import argparse
+import contextlib
 import gzip
+import logging
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -183,6 +185,19 @@ class StepClock(L.Callback):
 def compose(overrides: list[str], run_dir: str) -> DictConfig:
     """convlab's config for these overrides; Hydra's records go to run_dir, not outputs/."""
     return compose_run([*overrides, f"hydra.run.dir={run_dir}"])
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """One banner per fit is noise in a bench's output; the level comes back afterwards, so a
+    bench run inside a test process leaves Lightning's logging as it found it."""
+    log = logging.getLogger("lightning.pytorch")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def lightning_seconds(

@@ -18,7 +18,6 @@ the machine's load drifts.
 
 import argparse
 import copy
-import logging
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from bench_harness import (
     lightning_seconds,
     paired_ratio,
     parse,
+    quiet_lightning,
     report,
     run_pairs,
     synchronize,
@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--data", default="fashion_mnist", help="data config (or synthetic)")
     parser.add_argument("--overrides", nargs="*", default=[], help="more config overrides")
     args = parse(parser, argv)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one banner per fit
-    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
+    with quiet_lightning(), tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
         rows = [bench_model(args, model, run_dir) for model in args.models]
     print(f"{torch.get_num_threads()} threads, batch {args.batch_size}, data={args.data}")
     report(rows, COLUMNS, args, __file__)

@@ -7,7 +7,6 @@ pairs (bench_harness.run_pairs). convlab's goal: under 2% of a LeNet training st
     python scripts/bench_train_acc.py [--model lenet_modern] [--batches 100] [--repeats 10]
 """
 
-import logging
 import statistics
 import tempfile
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from bench_harness import (
     lightning_seconds,
     paired_ratio,
     parse,
+    quiet_lightning,
     report,
     run_pairs,
 )
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--model", default="lenet_modern")
     parser.add_argument("--data", default="fashion_mnist", help="data config (or synthetic)")
     args = parse(parser, argv)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
+    with quiet_lightning(), tempfile.TemporaryDirectory(prefix="convlab-bench-") as run_dir:
         cfg = compose([f"model={args.model}", f"data={args.data}", "scheduler=none"], run_dir)
         L.seed_everything(cfg.seed, verbose=False)
         datamodule, classifier = build(cfg)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import logging
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ FAST = ["--batches", "2", "--warmup", "1", "--repeats", "1", "--threads", "1"]
 
 @pytest.fixture
 def bench(monkeypatch):
-    """The scripts import each other as top-level modules, as `python scripts/x.py` lets them."""
+    """Scripts import bench_harness as a top-level module, as `python scripts/x.py` lets them."""
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     threads = torch.get_num_threads()
     yield __import__
@@ -66,7 +67,17 @@ def test_bench_ops_pairs_scratch_correlation_with_conv2d(bench, tmp_path, capsys
 
 
 def test_bench_overhead_times_lightning_against_a_plain_loop(bench, capsys):
-    rows = bench("bench_overhead").main([*FAST, "--models", "lenet_modern", "--data", "synthetic"])
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.DEBUG)
+    try:
+        rows = bench("bench_overhead").main(
+            [*FAST, "--models", "lenet_modern", "--data", "synthetic"]
+        )
+        # quiet during the fits only: the test process gets its logging back
+        assert lightning_log.level == logging.DEBUG
+    finally:
+        lightning_log.setLevel(level)
     check_table(capsys.readouterr().out, rows)
     assert rows[0]["model"] == "lenet_modern" and rows[0]["plain_img_s"] > 0
 

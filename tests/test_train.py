@@ -224,8 +224,7 @@ def test_the_model_summary_shows_each_layers_shapes(run_dir):
     summary = ModelSummary(classifier, max_depth=3)
     sizes = dict(zip(summary.layer_names, summary.in_sizes, strict=True))
     assert sizes["net.net.0"] == [2, 1, 32, 32]  # stored 28x28 bytes, resized by Preprocess
-    # Lightning's logger does not propagate to the root, where pytest listens, and a bench run
-    # in this process may have raised its level
+    # Lightning's logger does not propagate to the root, where pytest listens
     logged, lightning_log = [], logging.getLogger("lightning.pytorch")
     handler, level = logging.Handler(), lightning_log.level
     handler.emit = logged.append
