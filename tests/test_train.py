@@ -1,9 +1,11 @@
 """End-to-end runs through the Python API (the same composition as the CLI), on synthetic data."""
 
 import contextlib
+import json
 import logging
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -129,6 +131,10 @@ def test_hparams_tab_gets_config_and_final_metrics(run_dir):
         ("threads=-1", "threads=-1 is invalid"),
         ("model.activation=swish", "model.activation=swish is unknown; choose one of sigmoid"),
         ("model.pool=median", "model.pool=median is unknown"),
+        ("trainer.limit_val_batches=-1", "trainer.limit_val_batches=-1 is invalid"),
+        ("trainer.limit_test_batches=0", "trainer.limit_test_batches=0 is invalid"),
+        ("ckpt_path=some.ckpt", "ckpt_path is the checkpoint to evaluate with train=false"),
+        ("model.lr=0.1", "did you mean optimizer.lr=0.1"),  # from Python as on the command line
     ],
 )
 def test_nonsense_values_fail_before_training(run_dir, override, message):
@@ -190,6 +196,60 @@ def test_a_checkpoint_alone_classifies_raw_images(run_dir):
 def test_a_schedule_too_short_for_its_phases_says_so(run_dir):
     with pytest.raises(ConvlabError, match="4 training steps are too few.*scheduler=none"):
         tiny_run(run_dir, "trainer.limit_train_batches=4")
+
+
+@pytest.mark.parametrize(
+    ("augment", "override"),
+    [("flip_translate", "data.augment.translate=-2"), ("erase", "data.augment.erase_p=1.5")],
+)
+def test_nonsense_augmentation_fails_before_training(run_dir, augment, override):
+    with pytest.raises(ConvlabError, match=f"{override} is invalid"):
+        tiny_run(run_dir, f"augment={augment}", override)
+
+
+def test_an_endless_run_cannot_size_its_schedule(run_dir):
+    with pytest.raises(ConvlabError, match=r"length \(total_steps\) from the run.*scheduler=none"):
+        tiny_run(run_dir, "trainer.max_epochs=-1")
+
+
+def test_epochs_without_validation_are_skipped_when_choosing_the_best(run_dir):
+    record = tiny_run(run_dir, "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=2")
+    assert ["val/acc" in r for r in record.history] == [False, True]
+    assert record.best_epoch == 1 and record.metrics["val/acc"] == record.history[1]["val/acc"]
+
+
+def test_validation_switched_off_tests_the_final_weights(run_dir):
+    record = tiny_run(run_dir, "trainer.limit_val_batches=0", "trainer.max_epochs=2")
+    assert record.validation is False and record.tested == "final weights (validation off)"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    with pytest.raises(ConvlabError, match="limit_val_batches=0 turns validation off"):
+        tiny_run(run_dir.parent / "b", "trainer.limit_val_batches=0", "callbacks=early_stopping")
+
+
+class CrashAt(L.Callback):
+    """An unexpected error (not a user's mistake) at the start of a given epoch."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+
+def test_a_crash_leaves_a_failure_record_and_the_resume_command(run_dir):
+    crash = "+callbacks.crash._target_=tests.test_train.CrashAt"
+    with pytest.raises(RuntimeError, match="simulated"):
+        tiny_run(run_dir, "trainer.max_epochs=2", crash, "+callbacks.crash.epoch=1")
+    failure = json.loads((run_dir / "failure.json").read_text())
+    assert failure["status"] == "failed"
+    assert failure["error"] == "RuntimeError: CUDA out of memory (simulated)"
+    assert failure["resume"] == f"python train.py resume={run_dir}"
+    assert not (run_dir / "metrics.json").exists()
+    # before the first checkpoint: recorded, with nothing to resume
+    with pytest.raises(RuntimeError, match="simulated"):
+        tiny_run(run_dir.parent / "early", crash, "+callbacks.crash.epoch=0")
+    assert json.loads((run_dir.parent / "early" / "failure.json").read_text())["resume"] is None
 
 
 def test_without_a_validation_split_the_final_weights_are_tested(run_dir):

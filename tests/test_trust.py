@@ -307,6 +307,15 @@ def test_resume_trusts_only_plain_recorded_overrides(finished, tmp_path):
         run(overrides=[f"resume={edited}"])
 
 
+def test_resume_refuses_another_run_length(finished, tmp_path):
+    """A one-cycle schedule's saved state holds the run's length: more epochs would step past it."""
+    unfinished = unfinished_copy(finished, tmp_path / "unfinished")
+    with pytest.raises(ConvlabError, match=r"trainer.max_epochs \(3 here, 1 in the checkpoint\)"):
+        run(overrides=[f"resume={unfinished}", "trainer.max_epochs=3"])
+    with pytest.raises(ConvlabError, match=r"trainer.limit_train_batches \(5 here, 3 in"):
+        run(overrides=[f"resume={unfinished}", "trainer.limit_train_batches=5"])
+
+
 def test_accepted_values_that_cannot_work_are_refused_before_training(idx_dir, tmp_path):
     cases = {
         "data.channels=2": "data.channels=2 is invalid: expected 1 or 3",

@@ -144,11 +144,15 @@ class Classifier(L.LightningModule):
             return optimizer
         accepted = inspect.signature(self.scheduler_factory.func).parameters
         given = self.scheduler_factory.keywords
-        length = {
-            a: int(self.trainer.estimated_stepping_batches)
-            for a in _LENGTH_ARGS
-            if a in accepted and given.get(a) is None
-        }
+        unset = [a for a in _LENGTH_ARGS if a in accepted and given.get(a) is None]
+        steps = self.trainer.estimated_stepping_batches
+        if unset and math.isinf(steps):
+            raise ConvlabError(
+                f"the scheduler takes its length ({unset[0]}) from the run, and "
+                "trainer.max_epochs=-1 has none; set trainer.max_epochs or trainer.max_steps, "
+                "or use scheduler=none"
+            )
+        length = dict.fromkeys(unset, int(steps))
         try:
             scheduler = self.scheduler_factory(optimizer, **length)
         except ZeroDivisionError:  # OneCycleLR when pct_start x total steps is exactly 1

@@ -13,6 +13,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, open_dict
 
 from convlab.errors import ConvlabError
+from convlab.hints import check_group_keys
 from convlab.paths import conf_dir
 from convlab.resume import expand_resume
 from convlab.rundir import check_output_dirs
@@ -37,6 +38,7 @@ def compose_run(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """
     overrides = expand_resume(list(overrides))
     check_output_dirs(overrides)
+    check_group_keys(overrides)
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):

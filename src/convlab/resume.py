@@ -25,8 +25,14 @@ if TYPE_CHECKING:  # checkpoints need torch, which the command line imports only
     from convlab.checkpoint_io import CheckpointMeta
 
 CODE_KEYS = ("_target_", "_args_", "_partial_", "_call_", "_recursive_", "_convert_")
-# the sections of a config that decide a run's numbers: resuming with other values is refused
-COMPARED = ("model", "data", "optimizer", "scheduler", "module", "seed")
+# the sections of a config that decide a run's numbers: resuming with other values is refused.
+# The trainer keys set the number of steps, which a schedule's saved state (OneCycleLR's total
+# steps) holds: a resumed run with more epochs would step past its end.
+COMPARED = (
+    "model", "data", "optimizer", "scheduler", "module", "seed",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches",
+    "trainer.accumulate_grad_batches", "trainer.devices", "trainer.num_nodes",
+)  # fmt: skip
 NOT_COMPARED = ("data.root", "data.system_dir", "data.download")  # where, not what
 
 
@@ -69,7 +75,7 @@ def _untrusted(override: Override) -> str | None:
         if value is not None and not (CONF_DIR / key / f"{value}.yaml").is_file():
             return f"chooses {key} option {value!r}, which conf/{key}/ does not have"
         return None
-    if not is_plain(value) or (isinstance(value, str) and "${" in value):
+    if not is_plain(value):
         return "is not a plain value"
     return None
 
@@ -161,12 +167,20 @@ def _flat(tree, prefix: str = "") -> dict:
     return flat
 
 
+def _select(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 def config_differences(cfg: DictConfig, saved: dict, sections=COMPARED, skip=()) -> list[str]:
     """``key (here vs saved)`` for each compared key whose value differs between a composed
-    config and a checkpoint's saved one."""
+    config and a checkpoint's saved one; a section is a top-level key or a dotted one."""
     ours = OmegaConf.to_container(cfg, resolve=True)
-    mine = _flat({s: ours.get(s) for s in sections})
-    theirs = _flat({s: saved.get(s) for s in sections})
+    mine, theirs = (
+        {k: v for s in sections for k, v in _flat(_select(tree, s), f"{s}.").items()}
+        for tree in (ours, saved)
+    )
     return [
         f"{key} ({mine.get(key)!r} here, {theirs.get(key)!r} in the checkpoint)"
         for key in sorted(set(mine) | set(theirs))

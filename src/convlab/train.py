@@ -68,19 +68,24 @@ def _instantiate_all(group: DictConfig | None) -> list:
 
 
 def _without_validation(cfg: DictConfig) -> None:
-    """``data.val_size=0`` (the book's recipes train on all 60,000 images): nothing to validate,
-    so nothing to select a checkpoint by; the test then evaluates the final weights."""
-    if cfg.data.get("val_size", 1):
+    """No validation split (``data.val_size=0``: the book's recipes train on all 60,000 images) or
+    validation switched off (``trainer.limit_val_batches=0``: ``debug=overfit``): nothing to
+    select a checkpoint by or stop early on; the test then evaluates the final weights."""
+    if not cfg.data.get("val_size", 1):
+        why, fix = "data.val_size=0 leaves no validation split", "set data.val_size=5000"
+    elif cfg.trainer.get("limit_val_batches") == 0:
+        why, fix = "trainer.limit_val_batches=0 turns validation off", "drop that override"
+    else:
         return
     if OmegaConf.select(cfg, "callbacks.early_stopping"):
         raise ConvlabError(
-            "callbacks.early_stopping watches val/acc, and data.val_size=0 leaves no validation "
-            "split; drop callbacks=early_stopping or set data.val_size=5000"
+            f"callbacks.early_stopping watches val/acc, and {why}; drop callbacks=early_stopping "
+            f"or {fix}"
         )
     if HydraConfig.initialized() and HydraConfig.get().sweeper.get("n_trials") is not None:
         raise ConvlabError(
-            "a hyperparameter search needs a validation split to rank its trials (never the test "
-            "set); set data.val_size=5000"
+            f"a hyperparameter search ranks its trials by val/acc (never the test set), and {why}; "
+            f"{fix}"
         )
     with open_dict(cfg):
         cfg.trainer.limit_val_batches = 0
@@ -129,17 +134,24 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
             record = _run(cfg, run_dir)
         run_dir.clear_failure()
         return record
-    except ConvlabError as e:
-        if _multirun() or not run_dir.remove_if_empty_run():
-            run_dir.record_failure("failed", str(e), _overrides(), resumable=False)
-        raise
     except Interrupted as e:
-        e.run_dir, e.resumable = run_dir.path, (run_dir.path / "checkpoints/last.ckpt").is_file()
+        e.run_dir, e.resumable = run_dir.path, _resumable(run_dir)
         e.in_sweep = _multirun()
         run_dir.record_failure("interrupted", str(e), _overrides(), e.resumable)
         raise
+    except Exception as e:  # a user's mistake (ConvlabError), or a crash: out of memory, a bug
+        if _multirun() or not run_dir.remove_if_empty_run():
+            mistake = isinstance(e, ConvlabError)  # the same command would fail the same way
+            error = str(e) if mistake else f"{type(e).__name__}: {e}"
+            resumable = not mistake and _resumable(run_dir)
+            run_dir.record_failure("failed", error, _overrides(), resumable)
+        raise
     finally:
         run_dir.release()
+
+
+def _resumable(run_dir: RunDir) -> bool:
+    return (run_dir.path / "checkpoints" / "last.ckpt").is_file()
 
 
 class Tested(NamedTuple):
@@ -201,7 +213,8 @@ def _fit(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: R
     if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor and ckpt.best_model_path:
         return Tested(ckpt.best_model_path, "best-val checkpoint")
     if not trainer.limit_val_batches:
-        return Tested(None, "final weights (no validation split)")
+        why = "validation off" if cfg.data.get("val_size", 1) else "no validation split"
+        return Tested(None, f"final weights ({why})")
     return Tested(None, "final weights")
 
 
@@ -235,14 +248,14 @@ def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
 def _record(
     cfg: DictConfig, classifier: Classifier, epochs: list, test: dict, tested: Tested, timing: dict
 ) -> RunRecord:
-    validated = any("val/acc" in r for r in epochs)
-    best = max(epochs, key=lambda r: r["val/acc"]) if validated else {}
+    validated = [r for r in epochs if "val/acc" in r]  # check_val_every_n_epoch may skip some
+    best = max(validated, key=lambda r: r["val/acc"]) if validated else {}
     metrics = {k: v for k, v in best.items() if k.startswith("val/")}
     metrics.update({k: float(v) for k, v in test.items()})
     return RunRecord(
         status="pruned" if tested.pruned else "finished",
         pruned_after_epoch=tested.pruned.epoch if tested.pruned else None,
-        validation=validated,
+        validation=bool(validated),
         metrics=metrics,
         best_epoch=best.get("epoch"),
         tested=tested.what,

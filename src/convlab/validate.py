@@ -86,6 +86,30 @@ CHECKS = [
         "null, a positive count or a fraction in (0, 1]",
         "trainer.limit_train_batches=null",
     ),
+    (  # 0 switches validation off (debug=overfit)
+        "trainer.limit_val_batches",
+        lambda v: v == 0 or _batch_limit(v),
+        "null, 0, a positive count or a fraction in (0, 1]",
+        "trainer.limit_val_batches=null",
+    ),
+    (
+        "trainer.limit_test_batches",
+        _batch_limit,
+        "null, a positive count or a fraction in (0, 1] (test=false skips the test)",
+        "trainer.limit_test_batches=null",
+    ),
+    (
+        "data.augment.translate",
+        lambda v: _is_int(v) and v >= 0,
+        "a non-negative number of pixels",
+        "data.augment.translate=2",
+    ),
+    (
+        "data.augment.erase_p",
+        lambda v: _finite(v) and 0 <= v <= 1,
+        "a probability in [0, 1]",
+        "data.augment.erase_p=0.25",
+    ),
     ("threads", lambda v: v is None or _positive_int(v), "a positive integer or null", "threads=1"),
     (
         "module.label_smoothing",
@@ -102,6 +126,11 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not ok(value):  # an absent key is the constructor's business
             raise ConvlabError(f"{key}={value} is invalid: expected {what}, e.g. {example}")
+    if cfg.get("train", True) and cfg.get("ckpt_path"):  # else silently a fresh run
+        raise ConvlabError(
+            "ckpt_path is the checkpoint to evaluate with train=false; to continue a stopped run "
+            "use resume=<run dir>"
+        )
     resize = cfg.data.resize
     smallest = min(resize) if isinstance(resize, ListConfig) else resize
     need = min_input_size(OmegaConf.to_container(cfg.model, resolve=True))

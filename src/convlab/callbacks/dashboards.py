@@ -41,7 +41,7 @@ class Dashboards(L.Callback):
     """
 
     def __init__(
-        self, every_n_epochs: int = 2, num_images: int = 32, classes: Sequence[int | str] = (2, 4)
+        self, every_n_epochs: int = 2, num_images: int = 16, classes: Sequence[int | str] = (2, 4)
     ):
         for key, value, least in (
             ("every_n_epochs", every_n_epochs, 0),
