@@ -2,11 +2,14 @@
 test-only callbacks importable by the runs the tests start (``tests.helpers.KillAt`` on a command
 line: train.py runs from the repository root)."""
 
+import contextlib
 import gzip
+import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -84,3 +87,26 @@ class SignalAt(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+
+
+class CrashAt(L.Callback):
+    """An unexpected error (not a user's mistake) at the start of a given epoch."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+
+@contextlib.contextmanager
+def lightning_log_at(level: int) -> Iterator[logging.Logger]:
+    """Lightning's logger at this level for the block, then as it was."""
+    log = logging.getLogger("lightning.pytorch")
+    before = log.level
+    log.setLevel(level)
+    try:
+        yield log
+    finally:
+        log.setLevel(before)

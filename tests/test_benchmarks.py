@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from tests.helpers import ROOT, TINY
+from tests.helpers import ROOT, TINY, lightning_log_at
 
 # one thread: on a busy machine two threads wait for each other at every small op
 FAST = ["--batches", "2", "--warmup", "1", "--repeats", "1", "--threads", "1"]
@@ -67,17 +67,12 @@ def test_bench_ops_pairs_scratch_correlation_with_conv2d(bench, tmp_path, capsys
 
 
 def test_bench_overhead_times_lightning_against_a_plain_loop(bench, capsys):
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.DEBUG)
-    try:
+    with lightning_log_at(logging.DEBUG) as lightning_log:
         rows = bench("bench_overhead").main(
             [*FAST, "--models", "lenet_modern", "--data", "synthetic"]
         )
         # quiet during the fits only: the test process gets its logging back
         assert lightning_log.level == logging.DEBUG
-    finally:
-        lightning_log.setLevel(level)
     check_table(capsys.readouterr().out, rows)
     assert rows[0]["model"] == "lenet_modern" and rows[0]["plain_img_s"] > 0
 

@@ -5,7 +5,6 @@ import json
 import logging
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -17,7 +16,7 @@ from convlab.paths import CONF_DIR
 from convlab.record import RunRecord
 from convlab.registry import min_input_size
 from convlab.train import run
-from tests.helpers import EXPERIMENTS, MODEL_CONFIGS, TINY, needs_real_data
+from tests.helpers import EXPERIMENTS, MODEL_CONFIGS, TINY, lightning_log_at, needs_real_data
 
 
 def tiny_run(run_dir: Path, *overrides: str) -> dict:
@@ -226,19 +225,8 @@ def test_validation_switched_off_tests_the_final_weights(run_dir):
         tiny_run(run_dir.parent / "b", "trainer.limit_val_batches=0", "callbacks=early_stopping")
 
 
-class CrashAt(L.Callback):
-    """An unexpected error (not a user's mistake) at the start of a given epoch."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == self.epoch:
-            raise RuntimeError("CUDA out of memory (simulated)")
-
-
 def test_a_crash_leaves_a_failure_record_and_the_resume_command(run_dir):
-    crash = "+callbacks.crash._target_=tests.test_train.CrashAt"
+    crash = "+callbacks.crash._target_=tests.helpers.CrashAt"
     with pytest.raises(RuntimeError, match="simulated"):
         tiny_run(run_dir, "trainer.max_epochs=2", crash, "+callbacks.crash.epoch=1")
     failure = json.loads((run_dir / "failure.json").read_text())
@@ -285,16 +273,14 @@ def test_the_model_summary_shows_each_layers_shapes(run_dir):
     sizes = dict(zip(summary.layer_names, summary.in_sizes, strict=True))
     assert sizes["net.net.0"] == [2, 1, 32, 32]  # stored 28x28 bytes, resized by Preprocess
     # Lightning's logger does not propagate to the root, where pytest listens
-    logged, lightning_log = [], logging.getLogger("lightning.pytorch")
-    handler, level = logging.Handler(), lightning_log.level
+    logged, handler = [], logging.Handler()
     handler.emit = logged.append
-    lightning_log.addHandler(handler)
-    lightning_log.setLevel(logging.INFO)
-    try:
-        tiny_run(run_dir, "trainer.enable_model_summary=true")  # the callback logs the table
-    finally:
-        lightning_log.removeHandler(handler)
-        lightning_log.setLevel(level)
+    with lightning_log_at(logging.INFO) as lightning_log:
+        lightning_log.addHandler(handler)
+        try:
+            tiny_run(run_dir, "trainer.enable_model_summary=true")  # the callback logs the table
+        finally:
+            lightning_log.removeHandler(handler)
     table = "\n".join(r.getMessage() for r in logged)
     assert "In sizes" in table and "net.net.0" in table and "[2, 1, 28, 28]" in table
 

@@ -168,6 +168,8 @@ def _flat(tree, prefix: str = "") -> dict:
 
 
 def _select(tree: dict, dotted: str):
+    """A dotted key of a plain dict: a checkpoint's config never becomes an OmegaConf object,
+    whose select would resolve any ``${...}`` its strings hold."""
     for part in dotted.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
     return tree
