@@ -55,6 +55,10 @@ if __name__ == "__main__":
     except Interrupted as e:
         if e.in_sweep:  # the sweep stops here: say what finished, what did not, what never began
             print(interrupted_report(e.run_dir), end="", file=sys.stderr)
-        then = f"continue with: {resume_command(e.run_dir)}" if e.resumable else "start it again"
+        then = (
+            f"continue with: {resume_command(e.run_dir, e.paths)}"
+            if e.resumable
+            else "start it again"
+        )
         print(f"convlab: {e} in {e.run_dir}; {then}", file=sys.stderr)
         sys.exit(e.exit_code)

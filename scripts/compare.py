@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from convlab.compare import compare
+from convlab.compare import compare, printable
 from convlab.errors import ConvlabError
 
 if __name__ == "__main__":
@@ -28,4 +28,4 @@ if __name__ == "__main__":
     try:
         print(compare(args.sweep_dirs, args.out), end="")
     except ConvlabError as e:
-        sys.exit(f"convlab: error: {e}")
+        sys.exit(f"convlab: error: {printable(e)}")  # it may name a directory from the sweep

@@ -4,8 +4,12 @@ line: train.py runs from the repository root)."""
 
 import contextlib
 import gzip
+import hashlib
+import json
 import logging
 import os
+import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +39,8 @@ TINY = [
     "trainer.limit_test_batches=2",
     "callbacks.dashboards=null",
 ]
+# two epochs of three steps: the run conftest's ``killed_run`` kills in its second epoch
+KILLED = [*TINY, "trainer.max_epochs=2"]
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:
@@ -50,6 +56,8 @@ def write_idx(path: Path, array: torch.Tensor, gz: bool = True) -> Path:
     return path
 
 
+# smallest sizes at which every model config trains (its min_input_size, at least 28)
+SIZES = {"alexnet": 65, "nin": 67, "vgg11": 32, "vgg_small": 32}
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -65,6 +73,85 @@ def cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Complete
         text=True,
         timeout=timeout,
     )
+
+
+def tree_state(directory: Path) -> dict:
+    """Every file under a directory with its size, modification time and content hash."""
+    return {
+        str(p.relative_to(directory)): (
+            p.stat().st_size,
+            p.stat().st_mtime_ns,
+            hashlib.sha1(p.read_bytes()).hexdigest(),
+        )
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def one_line_error(out) -> str:
+    assert out.returncode != 0, out.stdout
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = [line for line in out.stderr.strip().splitlines() if line.startswith("convlab: error:")]
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+def checkpoint_of(run_dir: Path) -> Path:
+    """The checkpoint a finished run tested, as its record names it."""
+    return Path(json.loads((run_dir / "metrics.json").read_text())["paths"]["checkpoint"])
+
+
+def unfinished_copy(finished: Path, to: Path) -> Path:
+    """A run as a kill would leave it: everything but metrics.json."""
+    shutil.copytree(finished, to)
+    (to / "metrics.json").unlink()
+    return to
+
+
+def write_job(sweep: Path, name: str, overrides: list[str], val_acc: float, **extra) -> Path:
+    """A job directory as a finished run leaves it, with a hand-written metrics.json."""
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    record = {
+        "status": "finished",
+        "metrics": {"val/acc": val_acc, "val/loss": 1.0, "test/acc": val_acc - 0.01},
+        "best_epoch": 1,
+        "epochs_run": 2,
+        "history": [
+            {"epoch": 0, "train/loss": 2.0, "val/loss": 1.5, "val/acc": val_acc / 2},
+            {"epoch": 1, "train/loss": 1.0, "val/loss": 1.0, "val/acc": val_acc},
+        ],
+        "model": {"params": 61706},
+        "overrides": overrides,
+        "timing": {"wall_s": 10.0},
+        "paths": {"run_dir": str(job), "checkpoint": f"{job}/checkpoints/best.ckpt"},
+    }
+    record.update(extra)
+    (job / "metrics.json").write_text(json.dumps(record))
+    return job
+
+
+def failure_job(sweep: Path, name: str, status: str, error: str, resume=None, **extra) -> Path:
+    """A job directory as a failed or interrupted run leaves it: .hydra and failure.json."""
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    record = {"status": status, "error": error, "overrides": [], "resume": resume, **extra}
+    (job / "failure.json").write_text(json.dumps(record))
+    return job
+
+
+def run_script(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """scripts/compare.py ARGS in this process: exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["compare.py", *args])
+    try:
+        runpy.run_path(str(ROOT / "scripts" / "compare.py"), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 class KillAt(L.Callback):

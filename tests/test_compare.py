@@ -3,8 +3,6 @@
 import csv
 import errno
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convlab import compare as compare_module
+from convlab import safe_files
 from convlab.compare import (
     compare,
     find_jobs,
@@ -20,39 +19,8 @@ from convlab.compare import (
     val_acc_figure,
 )
 from convlab.errors import ConvlabError
-from tests.helpers import ROOT
-
-
-def write_job(sweep: Path, name: str, overrides: list[str], val_acc: float, **extra) -> Path:
-    """A job directory as a finished run leaves it, with a hand-written metrics.json."""
-    job = sweep / name
-    (job / ".hydra").mkdir(parents=True)
-    record = {
-        "status": "finished",
-        "metrics": {"val/acc": val_acc, "val/loss": 1.0, "test/acc": val_acc - 0.01},
-        "best_epoch": 1,
-        "epochs_run": 2,
-        "history": [
-            {"epoch": 0, "train/loss": 2.0, "val/loss": 1.5, "val/acc": val_acc / 2},
-            {"epoch": 1, "train/loss": 1.0, "val/loss": 1.0, "val/acc": val_acc},
-        ],
-        "model": {"params": 61706},
-        "overrides": overrides,
-        "timing": {"wall_s": 10.0},
-        "paths": {"run_dir": str(job), "checkpoint": f"{job}/checkpoints/best.ckpt"},
-    }
-    record.update(extra)
-    (job / "metrics.json").write_text(json.dumps(record))
-    return job
-
-
-def failure_job(sweep: Path, name: str, status: str, error: str, resume=None, **extra) -> Path:
-    """A job directory as a failed or interrupted run leaves it: .hydra and failure.json."""
-    job = sweep / name
-    (job / ".hydra").mkdir(parents=True)
-    record = {"status": status, "error": error, "overrides": [], "resume": resume, **extra}
-    (job / "failure.json").write_text(json.dumps(record))
-    return job
+from convlab.rundir import resume_command
+from tests.helpers import failure_job, run_script, write_job
 
 
 def table(text: str) -> list[list[str]]:
@@ -159,8 +127,8 @@ def test_failed_and_interrupted_jobs_are_reported_from_their_failure_records(tmp
         "training diverged at step 3: loss is nan; lower optimizer.lr",
         overrides=["optimizer.lr=1e30"],
     )
-    resume = "python train.py resume='/runs/2_lr=0.1'"
-    failure_job(tmp_path, "2_lr=0.1", "interrupted", "interrupted by SIGTERM", resume=resume)
+    recorded = "python train.py resume='/runs/2_lr=0.1'"
+    failure_job(tmp_path, "2_lr=0.1", "interrupted", "interrupted by SIGTERM", resume=recorded)
     (tmp_path / "3_lr=1" / ".hydra").mkdir(parents=True)  # still running, or killed with -9
     (tmp_path / ".submitit" / "1234").mkdir(parents=True)  # a launcher's folder, not a job
     text = compare(tmp_path)
@@ -172,7 +140,7 @@ def test_failed_and_interrupted_jobs_are_reported_from_their_failure_records(tmp
     ) in text
     assert (
         "Interrupted: 1 job(s)\n- 2_lr=0.1: interrupted: interrupted by SIGTERM; "
-        f"continue it with {resume}\n"
+        f"continue it with {resume_command(tmp_path / '2_lr=0.1')}\n"  # convlab's, not the record's
     ) in text
     assert text.endswith("before one was written): 1 job(s)\n- 3_lr=1\n")
     assert [row[0] for row in table(text)] == ["all runs"]
@@ -411,7 +379,7 @@ def test_a_sweep_that_cannot_be_written_asks_for_out(tmp_path, monkeypatch, erro
     def refuse(self, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.setattr(safe_files, "write_bytes", refuse)
     with pytest.raises(ConvlabError) as e:
         compare(tmp_path)
     assert str(e.value) == (
@@ -437,20 +405,6 @@ def test_the_report_is_never_written_into_a_run_directory(tmp_path):
         compare(run, run / "report")
     assert sorted(p.name for p in run.iterdir()) == before
     assert "all runs" in compare(run, tmp_path / "report")
-
-
-def run_script(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """scripts/compare.py ARGS in this process: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["compare.py", *args])
-    try:
-        runpy.run_path(str(ROOT / "scripts" / "compare.py"), run_name="__main__")
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_the_script_takes_several_directories_and_errs_in_one_line(tmp_path, monkeypatch, capsys):

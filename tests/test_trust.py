@@ -1,7 +1,6 @@
 """What convlab promises about data it did not write: checkpoints never run code, evaluation equals
 the run, a finished run is never changed, and signals never report success."""
 
-import hashlib
 import json
 import os
 import random
@@ -24,45 +23,18 @@ from convlab.inference import load_classifier
 from convlab.record import RunRecord
 from convlab.registry import build_net, model_classes
 from convlab.train import run
-from tests.helpers import MODEL_CONFIGS, ROOT, TINY, cli, needs_real_data
-
-# smallest sizes at which every model config trains (its min_input_size, at least 28)
-SIZES = {"alexnet": 65, "nin": 67, "vgg11": 32, "vgg_small": 32}
-
-
-def tree_state(directory: Path) -> dict:
-    """Every file under a directory with its size, modification time and content hash."""
-    return {
-        str(p.relative_to(directory)): (
-            p.stat().st_size,
-            p.stat().st_mtime_ns,
-            hashlib.sha1(p.read_bytes()).hexdigest(),
-        )
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
-
-
-def one_line_error(out) -> str:
-    assert out.returncode != 0, out.stdout
-    assert "Traceback" not in out.stderr, out.stderr
-    lines = [line for line in out.stderr.strip().splitlines() if line.startswith("convlab: error:")]
-    assert len(lines) == 1, out.stderr
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A finished tiny run of the book's sigmoid/avg LeNet (its activation and pooling differ from
-    the default command line's, and leave no trace in the weights' shapes)."""
-    run_dir = tmp_path_factory.mktemp("finished") / "run"
-    run(overrides=[*TINY, "model=lenet", f"hydra.run.dir={run_dir}"])
-    return run_dir
-
-
-def checkpoint_of(run_dir: Path) -> Path:
-    return Path(RunRecord.read(run_dir / "metrics.json").paths["checkpoint"])
-
+from tests.helpers import (
+    MODEL_CONFIGS,
+    ROOT,
+    SIZES,
+    TINY,
+    checkpoint_of,
+    cli,
+    needs_real_data,
+    one_line_error,
+    tree_state,
+    unfinished_copy,
+)
 
 MARKER_CODE = "import pathlib; pathlib.Path('{marker}').write_text('ran')\n"
 
@@ -276,13 +248,6 @@ def test_the_cli_refuses_a_finished_run_before_hydra_writes(finished):
     resumed = cli(f"resume={finished}")
     assert resumed.returncode == 0 and "nothing to resume" in resumed.stdout
     assert tree_state(finished) == before
-
-
-def unfinished_copy(finished: Path, to: Path) -> Path:
-    """A run as a kill would leave it: everything but metrics.json."""
-    shutil.copytree(finished, to)
-    (to / "metrics.json").unlink()
-    return to
 
 
 def test_resume_trusts_only_plain_recorded_overrides(finished, tmp_path):

@@ -4,9 +4,15 @@ Reads each job's record and nothing else (never its config or code): metrics.jso
 pruned run, failure.json of a failed or interrupted one. So it works on any sweep (a grid, an
 Optuna study run by several processes, runs on a cluster) and on sweeps whose configs have changed
 since. A job whose record is missing or unreadable is listed with the reason, never guessed at.
+
+A sweep directory may come from someone else, so a record's text is data, never markup or a
+command: what it says is shown escaped (``escape``, ``printable``), a failed job's way to continue
+is convlab's own command for its directory, and the reports are written only where they belong
+(never into a run or another sweep) and never through a link (``convlab.safe_files``).
 """
 
 import csv
+import html
 import io
 import json
 import math
@@ -14,6 +20,7 @@ import os
 import re
 import statistics
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +28,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from convlab import safe_files
 from convlab.errors import ConvlabError
 from convlab.record import RunRecord
-from convlab.rundir import FAILURE, HYDRA_DIR, METRICS
+from convlab.rundir import FAILURE, HYDRA_DIR, METRICS, holds_run, holds_sweep, resume_command
 
 # a job's state, from its record
 FINISHED, PRUNED, FAILED, INTERRUPTED = "finished", "pruned", "failed", "interrupted"
@@ -41,6 +49,18 @@ COLUMNS = {  # CSV / markdown column: how to read it from a metrics.json record
 }
 DIGITS = {"val/acc": 4, "test/acc": 4, "best_epoch": 0, "epochs": 0, "wall_s": 1}  # 0: integers
 NO_VALIDATION = "no validation split"
+# a terminal's escape sequences: CSI (cursor moves, colours, clearing), the string ones (OSC, DCS,
+# ...) up to their end, and the short ones
+_TERMINAL_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z)"
+    r"|\x1b[ -/]*[0-~]",
+    re.DOTALL,
+)
+# what acts in Markdown anywhere in a line: `_` only where it is not inside a word
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*\[\]|~$]|(?<![^\W_])_|_(?![^\W_])")
+# what acts at the start of a list item: a heading, a bullet, an ordered list's number
+_BLOCK_START = re.compile(r"\A(\d*)([#+.)-])")
 
 
 @dataclass
@@ -263,8 +283,24 @@ def _show(stat: tuple[float, float | None] | None, digits: int) -> str:
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def printable(text) -> str:
+    """Text from a record as a terminal shows it, never as it would act on one: escape sequences
+    are dropped, other control and format characters (and unpaired surrogates) too, and line
+    breaks and tabs become spaces."""
+    text = _TERMINAL_ESCAPE.sub("", str(text))
+    return "".join(
+        " " if c.isspace() else c
+        for c in text
+        if c.isspace() or not unicodedata.category(c).startswith("C")
+    )
+
+
+def escape(text) -> str:
+    """Text from a record as literal Markdown on one line: printable, HTML's characters as
+    entities, and Markdown's backslash-escaped where they would act (a table cell's `|`, a link's
+    brackets, emphasis, code, math, a list item's start)."""
+    text = html.escape(printable(text).strip(), quote=False)
+    return _BLOCK_START.sub(r"\1\\\2", _MARKDOWN_ACTIVE.sub(r"\\\g<0>", text))
 
 
 def _line(text) -> str:
@@ -277,7 +313,8 @@ def markdown(
     rows: list[dict], common: list[str], jobs: list[Job], sweeps: Sequence[str] = ()
 ) -> str:
     """The ranked table, the shared overrides above it; below it each configuration's jobs (the
-    best one's checkpoints) and every job that did not finish, with its reason."""
+    best one's checkpoints) and every job that did not finish, with its reason. All the text that
+    comes from records (and the directories' names) is escaped."""
     by_state = {
         s: [j for j in jobs if j.state == s]
         for s in (PRUNED, FAILED, INTERRUPTED, UNREADABLE, NO_RECORD)
@@ -288,16 +325,18 @@ def markdown(
         for s, js in by_state.items()
         if js
     ]
-    lines = [f"Sweep directories: {', '.join(sweeps)}", ""] if len(sweeps) > 1 else []
-    lines += [f"Runs: {', '.join(counts)}; shared overrides: {' '.join(common) or 'none'}", ""]
+    lines = [f"Sweep directories: {', '.join(map(escape, sweeps))}", ""] if len(sweeps) > 1 else []
+    shared = escape(" ".join(common)) or "none"
+    lines += [f"Runs: {', '.join(counts)}; shared overrides: {shared}", ""]
+    names = [escape(row["configuration"]) for row in rows]
     if rows:
         header = ["configuration", "n", *COLUMNS, "params"]
         lines += [
             "| " + " | ".join(header) + " |",
             "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|",
         ]
-        for row in rows:
-            cells = [_cell(row["configuration"]), str(row["n"])]
+        for row, name in zip(rows, names, strict=True):
+            cells = [name, str(row["n"])]
             cells += [_show(row[col], DIGITS[col]) for col in COLUMNS]
             if row["val/acc"] is None:
                 cells[2] = NO_VALIDATION
@@ -305,18 +344,20 @@ def markdown(
                 cells[2] = f"**{cells[2]}**"
             cells.append(f"{row['params']:,}" if row["params"] is not None else "–")
             lines.append("| " + " | ".join(cells) + " |")
-        best = [r for r in rows if r["best"]]
+        best = [name for row, name in zip(rows, names, strict=True) if row["best"]]
         if best:
-            lines += ["", f"Best by mean val/acc: {best[0]['configuration']} (in bold)."]
+            lines += ["", f"Best by mean val/acc: {best[0]} (in bold)."]
         if any(r["val/acc"] is None for r in rows):
             lines += ["", f"Configurations with {NO_VALIDATION} come last, unranked."]
         if any(r["jobs"] for r in rows):
             lines += ["", "Job directories:"]
-            for row in rows:
-                lines.append(f"- {row['configuration']}" + (" (best)" if row["best"] else ""))
+            for row, name in zip(rows, names, strict=True):
+                lines.append(f"- {name}" + (" (best)" if row["best"] else ""))
                 for job, ckpt in zip(row["jobs"], row["checkpoints"], strict=True):
-                    where = f"; checkpoint: {ckpt or 'none recorded'}" if row["best"] else ""
-                    lines.append(f"  - {job}{where}")
+                    where = (
+                        f"; checkpoint: {escape(ckpt or 'none recorded')}" if row["best"] else ""
+                    )
+                    lines.append(f"  - {escape(job)}{where}")
     else:
         lines.append("No finished runs to compare.")
     titles = {
@@ -336,9 +377,9 @@ def markdown(
 def _job_line(job: Job, common: list[str]) -> str:
     record = job.record or {}
     varying = [_short(o) for o in record.get("overrides", []) if o not in common]
-    name = job.name + (f" ({' '.join(varying)})" if varying else "")
+    name = escape(job.name + (f" ({' '.join(varying)})" if varying else ""))
     if job.state == UNREADABLE:
-        return f"{name}: {job.reason}"
+        return f"{name}: {escape(job.reason)}"
     if job.state == NO_RECORD:
         return name
     if job.state == PRUNED:
@@ -346,10 +387,20 @@ def _job_line(job: Job, common: list[str]) -> str:
         epochs = _number(record.get("epochs_run"))
         after = f" after {int(epochs)} epoch(s)" if epochs is not None else ""
         return f"{name}: pruned{after}" + (f", val/acc {acc:.4f}" if acc is not None else "")
-    error = _line(record.get("error") or "no error recorded")
-    resume = record.get("resume")
-    then = f"; continue it with {_line(resume)}" if isinstance(resume, str) and resume else ""
+    error = escape(_line(record.get("error") or "no error recorded"))
+    # the record says whether the run can go on, never how: the command is convlab's own
+    resumable = record.get("resume") is not None
+    then = f"; continue it with {escape(resume_command(job.path.absolute()))}" if resumable else ""
     return f"{name}: {job.state}: {error}{then}"
+
+
+def _csv_value(value):
+    """A record's text as a spreadsheet's data: printable, and never read as a formula (a leading
+    =, +, - or @ gets a '); the numbers convlab computed stay numbers."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return f"'{text}" if text.lstrip()[:1] in ("=", "+", "-", "@") else text
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -369,7 +420,7 @@ def csv_text(rows: list[dict]) -> str:
             for part, value in zip(("mean", "std"), row[name] or (None, None), strict=True):
                 integral = value is not None and DIGITS[name] == 0 and value.is_integer()
                 flat[f"{stem}_{part}"] = int(value) if integral else value
-        writer.writerow(flat)
+        writer.writerow({k: _csv_value(v) for k, v in flat.items()})
     return out.getvalue()
 
 
@@ -384,6 +435,12 @@ def _val_accs(run: dict) -> dict[int, float]:
             if epoch is not None and acc is not None:
                 found[int(epoch)] = acc
     return found
+
+
+def _figure_label(name: str, runs: int) -> str:
+    """A configuration's name as matplotlib shows it: printable, and a `$` never starts math
+    (which a record's text could make fail to draw)."""
+    return textwrap.fill(printable(f"{name} (n={runs})").replace("$", r"\$"), 40)
 
 
 def val_acc_figure(configurations: list[Configuration], names: list[str]) -> Figure:
@@ -408,7 +465,7 @@ def val_acc_figure(configurations: list[Configuration], names: list[str]) -> Fig
                 continue
             accs = [by_epoch[e] for e in epochs]
             line = ax.plot(epochs, [statistics.fmean(a) for a in accs], marker=".")[0]
-            line.set_label(textwrap.fill(f"{name} (n={len(c.runs)})", 40))
+            line.set_label(_figure_label(name, len(c.runs)))
             if len(c.runs) > 1:
                 lows, highs = [min(a) for a in accs], [max(a) for a in accs]
                 ax.fill_between(epochs, lows, highs, color=line.get_color(), alpha=0.2, lw=0)
@@ -424,7 +481,7 @@ def val_acc_figure(configurations: list[Configuration], names: list[str]) -> Fig
             if not accs:
                 continue
             y = -len(ticks)  # the first (best) configuration on top
-            ticks.append((y, textwrap.fill(f"{name} (n={len(c.runs)})", 40)))
+            ticks.append((y, _figure_label(name, len(c.runs))))
             mean = statistics.fmean(accs)
             ax.errorbar(mean, y, xerr=[[mean - min(accs)], [max(accs) - mean]], fmt="o", capsize=4)
             ax.plot(accs, [y] * len(accs), "|", color="grey", markersize=10)
@@ -445,27 +502,34 @@ def png(figure: Figure) -> bytes:
     return out.getvalue()
 
 
-def _refuse_writing_into_a_run(out_dir: Path, jobs: list[Job]) -> None:
-    """A run's files are never changed, and a comparison written into one would be read as its."""
+def _refuse_writing_into_a_run(out_dir: Path, sweeps: list[Path], jobs: list[Job]) -> None:
+    """A run's files are never changed, and a comparison written into a run, or into a sweep it
+    does not compare, would be read as theirs: out_dir and every folder above it (links resolved)
+    is checked, whatever the compared jobs are."""
     out = out_dir.resolve()
-    for job in jobs:
-        if out == job.path.resolve() or job.path.resolve() in out.parents:
-            where = "is" if out == job.path.resolve() else f"is inside {job.path},"
-            raise ConvlabError(
-                f"{out_dir} {where} a run's directory, whose files are never changed: pass "
-                "--out DIR to write the comparison elsewhere"
-            )
+    compared = {s.resolve() for s in sweeps}
+    runs = {job.path.resolve() for job in jobs}
+    for folder in (out, *out.parents):
+        if folder in runs or holds_run(folder):
+            what = "a run's directory, whose files are never changed"
+        elif folder not in compared and holds_sweep(folder):
+            what = "another sweep's directory, where it would be read as that sweep's comparison"
+        else:
+            continue
+        where = "is" if folder == out else f"is inside {folder},"
+        raise ConvlabError(
+            f"{out_dir} {where} {what}: pass --out DIR to write the comparison elsewhere"
+        )
 
 
 def _write(out_dir: Path, files: dict[str, str | bytes]) -> None:
+    """Each file replaced whole below out_dir, never through a link planted in its place
+    (safe_files refuses one in one line)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
-            path = out_dir / name
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8")
+            data = content if isinstance(content, bytes) else content.encode("utf-8")
+            safe_files.write_bytes(out_dir, name, data)
     except OSError as e:
         raise ConvlabError(
             f"cannot write the comparison into {out_dir} ({e.strerror or e}): pass --out DIR, "
@@ -502,7 +566,7 @@ def compare(sweep_dir: Path | Sequence[Path], out_dir: Path | None = None) -> st
             )
         out_dir = sweeps[0]
     out_dir = Path(out_dir)
-    _refuse_writing_into_a_run(out_dir, jobs)
+    _refuse_writing_into_a_run(out_dir, sweeps, jobs)
     finished = [job for job in jobs if job.state == FINISHED]
     configurations = group_by_configuration(
         [job.record for job in finished], [job.name for job in finished]

@@ -35,7 +35,7 @@ def evaluation_config(cfg: DictConfig, meta: CheckpointMeta, overrides: list[str
             "the model override to evaluate it as it was trained"
         )
     saved_data = check_plain_dict(
-        {k: v for k, v in meta.config.get("data", {}).items() if k in INPUT_KEYS},
+        {k: v for k, v in meta.config["data"].items() if k in INPUT_KEYS},
         f"{path}'s data config",
     )
     with open_dict(cfg):

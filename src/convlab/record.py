@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from convlab import safe_files
 from convlab.errors import ConvlabError
 from convlab.rundir import METRICS
 
@@ -61,11 +62,14 @@ def environment(repo: Path) -> dict:
     }
 
 
+def json_text(data: dict) -> str:
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a record."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write via a new temporary file and rename, so a reader never sees half a record, and
+    never through a link."""
+    safe_files.write_text(path.parent, path.name, json_text(data))
 
 
 RECORD_VERSION = 1
@@ -134,3 +138,6 @@ class RunRecord:
 
     def write(self, path: Path) -> None:
         write_json(path, self.to_json())
+
+    def to_text(self) -> str:
+        return json_text(self.to_json())

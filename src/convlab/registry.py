@@ -8,6 +8,7 @@ that a config in ``conf/model/`` names, and every argument a plain value. A user
 
 import importlib
 import math
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,7 @@ def _registered(model_cfg, what: str):
     if not isinstance(model_cfg, dict):
         raise ConvlabError(f"{what} is not a mapping; it was not saved by convlab")
     target = model_cfg.get("_target_")
-    if target not in model_classes():
+    if not isinstance(target, str) or target not in model_classes():  # a list is unhashable
         raise ConvlabError(
             f"{what} names {target!r}, which no config in conf/model/ registers; refusing to "
             "build it (add conf/model/<name>.yaml for your own class)"
@@ -83,12 +84,16 @@ def _registered(model_cfg, what: str):
     return getattr(importlib.import_module(module), name), constructor_args(kwargs)
 
 
-def build_net(model_cfg, what: str = "the saved model config") -> "nn.Module":
+def build_net(
+    model_cfg, what: str = "the saved model config", within: AbstractContextManager | None = None
+) -> "nn.Module":
     """The network a saved model config describes, built only from a registered class and plain
-    keyword values; anything else is refused before anything is imported or called."""
+    keyword values; anything else is refused before anything is imported or called. The
+    constructor alone runs ``within`` the given context (``torch.device("meta")``: no memory)."""
     cls, kwargs = _registered(model_cfg, what)
     try:
-        return cls(**kwargs)
+        with within or nullcontext():
+            return cls(**kwargs)
     except Exception as e:  # whatever the constructor makes of untrusted values, it is data's fault
         raise ConvlabError(f"{what} does not build {cls.__name__}: {e}") from None
 

@@ -14,12 +14,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
-from yaml import YAMLError
 
+from convlab import safe_yaml
 from convlab.errors import ConvlabError
 from convlab.paths import CONF_DIR
 from convlab.registry import is_plain
-from convlab.rundir import HYDRA_DIR, METRICS, hydra_quoted, is_finished
+from convlab.rundir import HYDRA_DIR, METRICS, hydra_quoted, is_finished, refuse_interpolation
+from convlab.write_paths import is_path_key
 
 if TYPE_CHECKING:  # checkpoints need torch, which the command line imports only to run
     from convlab.checkpoint_io import CheckpointMeta
@@ -70,6 +71,8 @@ def _untrusted(override: Override) -> str | None:
         return "sets Hydra itself"
     if override.is_sweep_override():
         return "is a sweep"
+    if is_path_key(key):
+        return "names a path (a run directory is not trusted to say where to read or write)"
     value = None if override.is_delete() else override.value()
     if (CONF_DIR / key).is_dir() and "." not in key:  # a group choice: an existing option
         if value is not None and not (CONF_DIR / key / f"{value}.yaml").is_file():
@@ -86,10 +89,10 @@ def _recorded(run_dir: Path) -> list[str]:
         raise ConvlabError(
             f"resume={run_dir}: not a convlab run directory (no {HYDRA_DIR}/overrides.yaml)"
         )
-    try:
-        recorded = OmegaConf.to_container(OmegaConf.load(saved))
-    except (YAMLError, ValueError, OSError) as e:
-        raise ConvlabError(f"resume={run_dir}: {saved} is unreadable ({type(e).__name__})") from e
+    try:  # no OmegaConf: its loader expands aliases, and nothing here may be resolved
+        recorded = safe_yaml.load(saved)
+    except ConvlabError as e:
+        raise ConvlabError(f"resume={run_dir}: {e}") from None
     if not isinstance(recorded, list) or not all(isinstance(o, str) for o in recorded):
         raise ConvlabError(f"resume={run_dir}: {saved} is not a list of overrides; it was edited")
     return recorded
@@ -133,9 +136,12 @@ def expand_resume(overrides: list[str]) -> list[str]:
     dirs = _resume_dirs(overrides)
     if not dirs:
         return list(overrides)
+    refuse_interpolation("resume", dirs[-1])
     run_dir = dirs[-1].resolve()
+    refuse_interpolation("resume", run_dir)  # a link's target is a name too
     flags = [a for a in overrides if not _is_override(a)]
     given = [a for a in overrides if _is_override(a) and not a.lstrip("+~").startswith("resume=")]
+    _refuse_evaluation(given)
     recorded = _recorded(run_dir)
     if is_finished(run_dir):
         if given:
@@ -156,6 +162,23 @@ def expand_resume(overrides: list[str]) -> list[str]:
         f"hydra.run.dir={value}",
         f"resume={value}",
     ]
+
+
+_EVALUATION = "resume= continues training; evaluating is another run: python train.py train=false "
+
+
+def _refuse_evaluation(given: list[str]) -> None:
+    """``resume=`` with ``train=false`` or ``ckpt_path`` would test other weights and mark the
+    interrupted run finished with their metrics."""
+    for o in parse_overrides(given, "the command line"):
+        if o.key_or_group in ("train", "ckpt_path") and not o.is_delete():
+            raise ConvlabError(f"{_EVALUATION}ckpt_path=<file>; drop {o.input_line}")
+
+
+def refuse_evaluation_on_resume(cfg: DictConfig) -> None:
+    """The same for a composed config (Python's ``run(cfg)``), before anything is claimed."""
+    if cfg.get("resume") and (not cfg.get("train", True) or cfg.get("ckpt_path")):
+        raise ConvlabError(f"{_EVALUATION}ckpt_path=<file>; drop train=false and ckpt_path")
 
 
 def _flat(tree, prefix: str = "") -> dict:

@@ -21,6 +21,7 @@ class Interrupted(BaseException):
         self.signum = signum
         # filled in by the run it stopped
         self.run_dir, self.resumable, self.in_sweep = None, False, False
+        self.paths: list[str] = []  # the run's path overrides, which its resume command repeats
 
     @property
     def exit_code(self) -> int:

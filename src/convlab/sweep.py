@@ -4,7 +4,8 @@
 multirun it prints the jobs (finished, failed, interrupted, pruned, never started) with their
 val/acc and test/acc, the best job by val/acc with its checkpoint as a ready-to-paste override, and
 the sweep directory; it writes the same into the sweep directory with compare.py's report. An
-interrupted sweep prints the same table (train.py calls ``report`` when a signal stops it).
+interrupted sweep prints the same table (train.py calls ``report`` when a signal stops it). The
+table shows the jobs' records as compare.py does: escaped, and never through a planted link.
 """
 
 import math
@@ -15,6 +16,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from convlab import safe_files
 from convlab.errors import ConvlabError
 from convlab.rundir import FAILURE
 
@@ -76,8 +78,9 @@ def _number(value) -> str:
 
 
 def report(sweep_dir: Path, expected: int | None = None) -> str:
-    """The jobs table, the best job and where everything is; also written into the sweep."""
-    from convlab.compare import FINISHED, compare, find_jobs
+    """The jobs table, the best job and where everything is; also written into the sweep. The
+    records' text (job names, errors, the checkpoint's path) is escaped, as in compare.py."""
+    from convlab.compare import FINISHED, compare, escape, find_jobs, printable
     from convlab.rundir import paste_override
 
     jobs = find_jobs([sweep_dir]) if sweep_dir.is_dir() else []
@@ -89,7 +92,7 @@ def report(sweep_dir: Path, expected: int | None = None) -> str:
         if job.state not in (FINISHED,) and job.record and job.record.get("error"):
             state += f" ({str(job.record['error']).splitlines()[0][:120]})"
         lines.append(
-            f"| {job.name} | {state} | {_number(metrics.get('val/acc'))} | "
+            f"| {escape(job.name)} | {escape(state)} | {_number(metrics.get('val/acc'))} | "
             f"{_number(metrics.get('test/acc'))} |"
         )
     counts = {}
@@ -98,7 +101,7 @@ def report(sweep_dir: Path, expected: int | None = None) -> str:
     if expected is not None and expected > len(jobs):
         counts["never started"] = expected - len(jobs)
     head = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no jobs"
-    text = [f"Sweep {sweep_dir}: {head}", "", *lines, ""]
+    text = [f"Sweep {escape(sweep_dir)}: {head}", "", *lines, ""]
     finished = [
         j
         for j in jobs
@@ -109,25 +112,24 @@ def report(sweep_dir: Path, expected: int | None = None) -> str:
     if finished:
         best = max(finished, key=lambda j: j.record["metrics"]["val/acc"])
         ckpt = (best.record.get("paths") or {}).get("checkpoint")
-        text.append(
-            f"Best by val/acc: {best.name} (val/acc {best.record['metrics']['val/acc']:.4f})"
-        )
+        acc = best.record["metrics"]["val/acc"]
+        text.append(f"Best by val/acc: {escape(best.name)} (val/acc {acc:.4f})")
         if isinstance(ckpt, str):
-            text.append(f"  its checkpoint: {paste_override('ckpt_path', ckpt)}")
+            text.append(f"  its checkpoint: {escape(paste_override('ckpt_path', ckpt))}")
     elif jobs:
         text.append("No finished job with a validation split to rank.")
-    quoted = shlex.quote(str(sweep_dir))
+    quoted = escape(shlex.quote(str(sweep_dir)))
     text += [
         f"Compare: python scripts/compare.py {quoted}",
         f"Dashboards: tensorboard --logdir {quoted}",
     ]
     summary = "\n".join(text) + "\n"
     try:
-        (sweep_dir / SUMMARY).write_text(summary)
+        safe_files.write_text(sweep_dir, SUMMARY, summary)
         if finished:
             compare(sweep_dir)
     except (OSError, ConvlabError) as e:
-        summary += f"(not written into {sweep_dir}: {e})\n"
+        summary += printable(f"(not written into {sweep_dir}: {e})") + "\n"
     return summary
 
 

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -25,15 +26,17 @@ from convlab.config import compose_run, instantiate, model_choice
 from convlab.errors import ConvlabError
 from convlab.evaluation import evaluation_config
 from convlab.hparams import hyperparameters
-from convlab.inference import build_from_meta, load_weights
+from convlab.inference import build_from_meta, check_fits, load_weights
 from convlab.paths import REPO_DIR
 from convlab.record import RunRecord, environment
 from convlab.registry import constructor_args
-from convlab.resume import check_resume_matches
+from convlab.restored_state import checked_restore
+from convlab.resume import check_resume_matches, refuse_evaluation_on_resume
 from convlab.rundir import METRICS, RunDir, paste_override
 from convlab.signals import Interrupted, interruptible
 from convlab.sweep import swept_keys
 from convlab.validate import validate
+from convlab.write_paths import check_written_paths, is_path_key
 
 
 def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataModule, Classifier]:
@@ -94,7 +97,7 @@ def _without_validation(cfg: DictConfig) -> None:
             checkpoint.filename = "epoch{epoch:02d}"
 
 
-def _trainer(cfg: DictConfig) -> L.Trainer:
+def _trainer(cfg: DictConfig, run_dir: RunDir) -> L.Trainer:
     _without_validation(cfg)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     # Lightning refuses a bar or a summary callback that its own switch turns off
@@ -106,8 +109,18 @@ def _trainer(cfg: DictConfig) -> L.Trainer:
         cfg.trainer,
         callbacks=[*callbacks, History(), ReseedEachEpoch(cfg.seed)],
         logger=_instantiate_all(cfg.get("logger")),
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(run_dir.path, _patience(cfg)), *_cluster(run_dir)],
     )
+
+
+def _patience(cfg: DictConfig) -> int | None:
+    return OmegaConf.select(cfg, "callbacks.early_stopping.patience")
+
+
+def _cluster(run_dir: RunDir) -> list:
+    """On SLURM, Lightning's requeue off: its SIGUSR1 handler would save ``hpc_ckpt_*.ckpt``
+    beside the run and a requeued job would load one silently; convlab resumes from last.ckpt."""
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def _multirun() -> bool:
@@ -118,6 +131,20 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _path_overrides() -> list[str]:
+    """The command line's overrides that name a path: resume never takes them from the record,
+    so the printed resume command repeats them."""
+    return [
+        o
+        for o in _overrides()
+        if is_path_key(o.split("=", 1)[0]) and not o.lstrip("+~").startswith(("resume=", "hydra."))
+    ]
+
+
+def _sweep_dir() -> Path | None:
+    return Path(HydraConfig.get().sweep.dir) if _multirun() else None
+
+
 def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunRecord:
     """Train, test and record one run; returns what it writes to metrics.json.
 
@@ -125,7 +152,16 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     exactly as ``python train.py model=lenet trainer.max_epochs=2`` does.
     """
     cfg = cfg if cfg is not None else compose_run(overrides)
-    run_dir = RunDir(Path(cfg.paths.output_dir), resuming=bool(cfg.resume)).claim()
+    refuse_evaluation_on_resume(cfg)
+    run_dir = RunDir(
+        Path(cfg.paths.output_dir),
+        resuming=bool(cfg.resume),
+        sweep_dir=_sweep_dir(),
+        claim_timeout=cfg.claim_timeout,
+        paths=_path_overrides(),
+    )
+    check_written_paths(cfg, run_dir.path, run_dir.sweep_dir)
+    run_dir.claim()
     try:
         run_dir.write_hydra_dir(
             cfg, HydraConfig.get() if HydraConfig.initialized() else None, _overrides()
@@ -135,13 +171,15 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
         run_dir.clear_failure()
         return record
     except Interrupted as e:
-        e.run_dir, e.resumable = run_dir.path, _resumable(run_dir)
+        e.run_dir, e.resumable, e.paths = run_dir.path, _resumable(run_dir), run_dir.paths
         e.in_sweep = _multirun()
         run_dir.record_failure("interrupted", str(e), _overrides(), e.resumable)
         raise
     except Exception as e:  # a user's mistake (ConvlabError), or a crash: out of memory, a bug
+        mistake = isinstance(e, ConvlabError)  # the same command would fail the same way
+        if mistake and run_dir.resuming and not run_dir.training:
+            raise  # a refused resume leaves the run's record as it was
         if _multirun() or not run_dir.remove_if_empty_run():
-            mistake = isinstance(e, ConvlabError)  # the same command would fail the same way
             error = str(e) if mistake else f"{type(e).__name__}: {e}"
             resumable = not mistake and _resumable(run_dir)
             run_dir.record_failure("failed", error, _overrides(), resumable)
@@ -168,17 +206,19 @@ def _run(cfg: DictConfig, run_dir: RunDir) -> RunRecord:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
+    last = _check_resume(cfg, run_dir) if cfg.resume else None
     datamodule, classifier = _build_run(cfg)
-    trainer = _trainer(cfg)
+    run_dir.publish_claim()  # the checks passed: other ranks may start
+    trainer = _trainer(cfg, run_dir)
     started = time.perf_counter()
-    tested = _fit(trainer, classifier, datamodule, cfg, run_dir) if cfg.train else _given(cfg)
+    tested = _fit(trainer, classifier, datamodule, cfg, run_dir, last) if cfg.train else _given(cfg)
     fit_s = time.perf_counter() - started
     # copied now: testing a checkpoint restores callback states, the history's included
     epochs = list(next(c for c in trainer.callbacks if isinstance(c, History)).epochs)
     test_metrics = _test(trainer, classifier, datamodule, cfg, tested)
     timing = {"fit_s": fit_s, "wall_s": time.perf_counter() - started}
     record = _record(cfg, classifier, epochs, test_metrics, tested, timing)
-    _finish(trainer, cfg, run_dir.path, record)
+    _finish(trainer, cfg, run_dir, record)
     return record
 
 
@@ -190,8 +230,10 @@ def _build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
         raise ConvlabError("train=false needs a checkpoint to evaluate: add ckpt_path=<file>")
     saved, meta = read_meta(cfg.ckpt_path)
     evaluation_config(cfg, meta, _overrides(), cfg.ckpt_path)
+    # checked against its weights before validate builds the saved model config (min_input_size)
+    net, preprocess = build_from_meta(meta, saved, cfg.ckpt_path)
     validate(cfg)
-    datamodule, classifier = build(cfg, *build_from_meta(meta, cfg.ckpt_path))
+    datamodule, classifier = build(cfg, net, preprocess)
     load_weights(classifier, saved, cfg.ckpt_path)
     return datamodule, classifier
 
@@ -200,11 +242,22 @@ def _given(cfg: DictConfig) -> Tested:
     return Tested(str(cfg.ckpt_path), "the given checkpoint")
 
 
-def _fit(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: RunDir) -> Tested:
-    last = run_dir.path / "checkpoints" / "last.ckpt" if cfg.resume else None
-    if last is not None:  # the checkpoint must be of this very config, whatever the record says
-        _, meta = read_meta(last)
-        check_resume_matches(cfg, meta, run_dir.path)
+def _check_resume(cfg: DictConfig, run_dir: RunDir) -> Path:
+    """The checkpoint to resume from, checked before anything is built or written: it must be of
+    this very config (whatever the record says), and what Lightning restores from it must be
+    this run's (its checkpoint paths, scores, history)."""
+    last = run_dir.path / "checkpoints" / "last.ckpt"
+    ckpt, meta = read_meta(last)
+    check_resume_matches(cfg, meta, run_dir.path)
+    check_fits(meta, ckpt, last)
+    checked_restore(ckpt, last.parent, last, _patience(cfg))
+    return last
+
+
+def _fit(
+    trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, run_dir: RunDir, last: Path | None
+) -> Tested:
+    run_dir.training = True
     try:
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=last, weights_only=True)
     except Pruned as e:  # a search stopped this trial: recorded as pruned, never tested
@@ -274,7 +327,7 @@ def _record(
 
 
 @rank_zero_only
-def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: RunRecord) -> None:
+def _finish(trainer: L.Trainer, cfg: DictConfig, run: RunDir, record: RunRecord) -> None:
     """Rank 0 writes metrics.json, sends the final metrics to TensorBoard's HPARAMS tab, and says
     where everything is."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
@@ -287,7 +340,8 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run_dir: Path, record: RunRecor
             logger.log_hyperparams(shown)
             logger.log_metrics(final)
     finish(trainer.loggers)  # W&B writes its last files now, not after metrics.json exists
-    record.write(run_dir / METRICS)  # last: metrics.json marks the run finished
+    run.write(METRICS, record.to_text())  # last: metrics.json marks the run finished
+    run_dir = run.path
     acc = record.test_acc
     if acc is not None:
         epoch = f", epoch {record.best_epoch}" if record.best_epoch is not None else ""

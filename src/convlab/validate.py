@@ -120,6 +120,27 @@ CHECKS = [
 ]
 
 
+# a checkpoint's preprocessing arguments, and the data keys they were made from
+PREPROCESS_KEYS = {
+    "size": "data.resize",
+    "mean": "data.mean",
+    "std": "data.std",
+    "channels": "data.channels",
+}
+
+
+def preprocess_problem(args: dict) -> str | None:
+    """What is wrong with a checkpoint's preprocessing arguments by the checks of the data keys
+    they come from, or None: with other values it loads, then fails in predict (channels=7) or
+    predicts NaN (std=0)."""
+    checks = {key: (ok, what) for key, ok, what, _ in CHECKS}
+    for arg, key in PREPROCESS_KEYS.items():
+        ok, what = checks[key]
+        if not ok(args.get(arg)):
+            return f"{arg}={args.get(arg)!r} is invalid (expected {what})"
+    return None
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse nonsensical values before anything is built, naming the key and a good value."""
     for key, ok, what, example in CHECKS:
