@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import KILLED, TINY, cli, write_idx
+from tests.helpers import KILL, KILLED, TINY, cli, write_idx
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def killed_run(tmp_path_factory) -> Path:
     out = cli(
         *KILLED,
         f"hydra.run.dir={run_dir}",
-        "+callbacks.kill._target_=tests.helpers.KillAt",
+        KILL,
         "+callbacks.kill.step=4",
     )
     assert out.returncode == -9 and (run_dir / "checkpoints" / "last.ckpt").is_file(), out.stderr
@@ -57,7 +57,7 @@ def killed_run(tmp_path_factory) -> Path:
 @pytest.fixture
 def killed_copy(killed_run, tmp_path) -> Path:
     """A fresh copy of ``killed_run`` for one test to tamper with: resumed with
-    ``resume=<copy> ~callbacks.kill``."""
+    ``resume=<copy> KILL``."""
     copy = tmp_path / "killed"
     shutil.copytree(killed_run, copy, symlinks=True)
     return copy

@@ -3,12 +3,15 @@ test-only callbacks importable by the runs the tests start (``tests.helpers.Kill
 line: train.py runs from the repository root)."""
 
 import contextlib
+import dataclasses
+import errno
 import gzip
 import hashlib
 import json
 import logging
 import os
 import runpy
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,8 +22,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from hydra.experimental.callback import Callback as HydraCallback
 
 from convlab.paths import CONF_DIR
+from convlab.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -41,6 +46,10 @@ TINY = [
 ]
 # two epochs of three steps: the run conftest's ``killed_run`` kills in its second epoch
 KILLED = [*TINY, "trainer.max_epochs=2"]
+# the test callbacks that stop a run, as a resume command repeats them (they name code, which
+# resume never takes from a record; they never fire in a continued run)
+KILL = "+callbacks.kill._target_=tests.helpers.KillAt"
+STOP = "+callbacks.stop._target_=tests.helpers.SignalAt"
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:
@@ -62,8 +71,8 @@ MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
-def cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` as a user runs it."""
+def cli(*args: str, cwd: Path = ROOT, timeout: int = 600, **options) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` as a user runs it (``options``: more of subprocess.run's)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],
@@ -72,7 +81,13 @@ def cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=timeout,
+        **options,
     )
+
+
+def comparable(record: RunRecord) -> RunRecord:
+    """A record without what legitimately differs between two identical runs."""
+    return dataclasses.replace(record, timing={}, paths={}, overrides=[])
 
 
 def tree_state(directory: Path) -> dict:
@@ -154,37 +169,108 @@ def run_script(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def printed_command(output: str, prefix: str = "continue with: ") -> list[str]:
+    """The arguments after ``python train.py`` of the command that a line of output prints."""
+    line = next(line for line in output.splitlines() if prefix in line)
+    args = shlex.split(line.split(prefix, 1)[1] if prefix else line)
+    assert args[:2] == ["python", "train.py"], line
+    return args[2:]
+
+
 class KillAt(L.Callback):
-    """SIGKILLs the process after a given optimizer step: a crash at a known point, not a race."""
+    """SIGKILLs the process after a given optimizer step: a crash at a known point, not a race.
+    Never in a resumed run: the command convlab prints then runs verbatim."""
 
     def __init__(self, step: int):
         self.step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and trainer.ckpt_path is None:  # never once resumed
             os.kill(os.getpid(), signal.SIGKILL)
 
 
 class SignalAt(L.Callback):
-    """Sends this process a signal after a given optimizer step, as SLURM or Ctrl+C would."""
+    """Sends this process a signal after a given optimizer step, as SLURM or Ctrl+C would.
+    Never in a continued run (resumed, or started over where its record says it was stopped):
+    the command convlab prints then runs verbatim."""
 
     def __init__(self, step: int, signum: int = signal.SIGTERM):
         self.step, self.signum = step, signum
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        stopped_before = (Path(trainer.default_root_dir) / "failure.json").exists()
+        if trainer.global_step == self.step and trainer.ckpt_path is None and not stopped_before:
             os.kill(os.getpid(), self.signum)
 
 
 class CrashAt(L.Callback):
-    """An unexpected error (not a user's mistake) at the start of a given epoch."""
+    """An unexpected error (not a user's mistake) at the start of a given epoch. Never in a
+    continued run (resumed, or started over where its record says it failed): the command
+    convlab prints then runs verbatim."""
 
     def __init__(self, epoch: int):
         self.epoch = epoch
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == self.epoch:
+        failed_before = (Path(trainer.default_root_dir) / "failure.json").exists()
+        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None and not failed_before:
             raise RuntimeError("CUDA out of memory (simulated)")
+
+
+class SignalIn(L.Callback):
+    """Sends this process a signal from inside a given hook (``on_validation_batch_end``,
+    ``on_save_checkpoint``, ``on_test_batch_end``, ...) the first time it runs in the given epoch
+    (any epoch: None). Never in a continued run (its failure.json says it was stopped): the
+    command convlab prints then runs verbatim."""
+
+    def __init__(self, hook: str, signum: int = signal.SIGTERM, epoch: int | None = None):
+        self.signum, self.epoch, self.sent = signum, epoch, False
+        setattr(self, hook, self._send)
+
+    def _send(self, trainer, *args) -> None:
+        stopped_before = (Path(trainer.default_root_dir) / "failure.json").exists()
+        if not (self.sent or stopped_before) and self.epoch in (None, trainer.current_epoch):
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+class SignalOnJobStart(HydraCallback):
+    """Sends this process a signal as Hydra starts the job: before the run claims its directory."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        self.signum = signum
+
+    def on_job_start(self, config, **kwargs) -> None:
+        os.kill(os.getpid(), self.signum)
+
+
+class FillDisk(L.Callback):
+    """Fills the file system that holds the run directory (a file beside it) at the start of a
+    given epoch: a real full disk at a known point. Never in a resumed run."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+            filler = Path(trainer.default_root_dir).parent / "filler"
+            with open(filler, "ab", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(bytes(1 << 16))
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC, e
+
+
+def offline_loggers(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """W&B keeps its settings and cache in ``home`` and works offline, and no MLflow store comes
+    from the environment: nothing leaves the machine and nothing asks for a login."""
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(name, str(home))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @contextlib.contextmanager

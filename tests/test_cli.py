@@ -160,6 +160,7 @@ def test_resume_reads_the_saved_overrides_whatever_the_spelling(tmp_path):
     assert expanded[:2] == ["model=lenet", "trainer.max_epochs=5"]
     parsed = OverridesParser.create().parse_overrides(expanded[2:])
     assert [(o.key_or_group, o.value()) for o in parsed] == [
+        ("hydra.mode", "RUN"),  # a sweep's job continues as one run
         ("hydra.run.dir", str(run)),
         ("resume", str(run)),
     ]

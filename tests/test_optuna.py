@@ -181,5 +181,7 @@ def test_a_stale_running_trial_of_a_killed_process_counts_as_failed(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     states = [t.state for t in trials(url)]
-    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
-    assert trial_dirs(sweep) == ["trial_1"]
+    assert states == [optuna.trial.TrialState.FAIL] + [optuna.trial.TrialState.COMPLETE] * 2
+    # failed at the first ask after its grace period, and rerun: its place goes to the rerun
+    assert 0 in [t.user_attrs.get("retry_of") for t in trials(url)]
+    assert trial_dirs(sweep) == ["trial_1", "trial_2"]

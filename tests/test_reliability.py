@@ -1,26 +1,14 @@
 """Crashes, signals, full disks, DDP and reproducibility."""
 
-import dataclasses
-import errno
 import json
-import os
 
 import pytest
-import torch
 
-import convlab.checkpoint_io
-from convlab.errors import ConvlabError
 from convlab.record import RunRecord
-from convlab.train import run
-from tests.helpers import TINY, cli
+from tests.helpers import KILL, TINY, cli, comparable, printed_command
 
 # 3 epochs of 3 steps; the kill lands in the middle of the third epoch (after step 7 of 9)
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", "data.resize=32"]
-
-
-def comparable(record: RunRecord) -> RunRecord:
-    """A record without what legitimately differs between two identical runs."""
-    return dataclasses.replace(record, timing={}, paths={}, overrides=[])
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +30,7 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, u
         "+callbacks.kill.step=7",
     )
     assert killed.returncode == -9 and not (tmp_path / "killed" / "metrics.json").exists()
-    resumed = cli(f"resume={tmp_path / 'killed'}", "~callbacks.kill")
+    resumed = cli(f"resume={tmp_path / 'killed'}", KILL)
     assert resumed.returncode == 0, resumed.stderr
     resumed_record = RunRecord.read(tmp_path / "killed" / "metrics.json")
     assert [r["epoch"] for r in resumed_record.history] == [0, 1, 2]
@@ -63,31 +51,11 @@ def test_sigterm_mid_epoch_exits_143_and_resumes_to_the_uninterrupted_run(tmp_pa
     failure = json.loads((tmp_path / "stopped" / "failure.json").read_text())
     assert failure["status"] == "interrupted" and failure["error"] == "interrupted by SIGTERM"
     assert not list((tmp_path / "stopped" / "checkpoints").glob(".*.tmp"))
-    resumed = cli(f"resume={tmp_path / 'stopped'}", "~callbacks.stop")
+    resumed = cli(*printed_command(stopped.stderr))
     assert resumed.returncode == 0, resumed.stderr
     record = RunRecord.read(tmp_path / "stopped" / "metrics.json")
     assert comparable(uninterrupted) == comparable(record)
     assert not (tmp_path / "stopped" / "failure.json").exists()
-
-
-def test_a_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real_fsync = os.fsync
-
-    def fsync_then_fill_the_disk(fd):
-        if "/checkpoints/" in os.readlink(f"/proc/self/fd/{fd}"):
-            calls["n"] += 1
-            if calls["n"] > 2:  # epoch 0 writes best and last; epoch 1 finds the disk full
-                raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(convlab.checkpoint_io.os, "fsync", fsync_then_fill_the_disk)
-    run_dir = tmp_path / "run"
-    with pytest.raises(ConvlabError, match="could not write checkpoint .*No space left on device"):
-        run(overrides=[*TINY, "trainer.max_epochs=3", f"hydra.run.dir={run_dir}"])
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["epoch"] == 0
-    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
 
 
 @pytest.mark.slow

@@ -16,7 +16,15 @@ from convlab.paths import CONF_DIR
 from convlab.record import RunRecord
 from convlab.registry import min_input_size
 from convlab.train import run
-from tests.helpers import EXPERIMENTS, MODEL_CONFIGS, TINY, lightning_log_at, needs_real_data
+from tests.helpers import (
+    EXPERIMENTS,
+    MODEL_CONFIGS,
+    TINY,
+    cli,
+    lightning_log_at,
+    needs_real_data,
+    printed_command,
+)
 
 
 def tiny_run(run_dir: Path, *overrides: str) -> dict:
@@ -232,12 +240,17 @@ def test_a_crash_leaves_a_failure_record_and_the_resume_command(run_dir):
     failure = json.loads((run_dir / "failure.json").read_text())
     assert failure["status"] == "failed"
     assert failure["error"] == "RuntimeError: CUDA out of memory (simulated)"
-    assert failure["resume"] == f"python train.py resume={run_dir}"
+    assert failure["resume"] == f"python train.py resume={run_dir} {crash}"  # it names code
     assert not (run_dir / "metrics.json").exists()
-    # before the first checkpoint: recorded, with nothing to resume
+    # before the first checkpoint too: the run starts over in its directory
+    early = run_dir.parent / "early"
     with pytest.raises(RuntimeError, match="simulated"):
-        tiny_run(run_dir.parent / "early", crash, "+callbacks.crash.epoch=0")
-    assert json.loads((run_dir.parent / "early" / "failure.json").read_text())["resume"] is None
+        tiny_run(early, crash, "+callbacks.crash.epoch=0")
+    for stopped in (run_dir, early):  # each printed command, pasted, ends its run
+        command = json.loads((stopped / "failure.json").read_text())["resume"]
+        out = cli(*printed_command(command, prefix=""))
+        assert out.returncode == 0, out.stderr
+        assert (stopped / "metrics.json").is_file() and not (stopped / "failure.json").exists()
 
 
 def test_without_a_validation_split_the_final_weights_are_tested(run_dir):

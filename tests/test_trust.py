@@ -391,11 +391,11 @@ def test_a_failed_sweep_job_keeps_its_failure_record(tmp_path):
     failed = [p for p in sweep.glob("*/failure.json")]
     assert len(failed) == 1 and "optimizer.lr=-1 is invalid" in failed[0].read_text()
     assert len(list(sweep.glob("*/metrics.json"))) == 1
-    # the same sweep directory again: finished jobs are refused, never rewritten
-    before = {p.parent.name: tree_state(p.parent) for p in sweep.glob("*/metrics.json")}
+    # the same sweep directory again: refused before any job, nothing rewritten
+    before = tree_state(sweep)
     again = cli("-m", *TINY, "optimizer.lr=-1,0.001", f"hydra.sweep.dir={sweep}")
-    assert again.returncode == 1 and "holds a finished run" in again.stderr
-    assert {p.parent.name: tree_state(p.parent) for p in sweep.glob("*/metrics.json")} == before
+    assert "already holds 2 job(s) of a sweep" in one_line_error(again)
+    assert tree_state(sweep) == before
 
 
 @pytest.mark.slow

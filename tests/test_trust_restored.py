@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from convlab.errors import ConvlabError
 from convlab.record import RunRecord
 from convlab.restored_state import checked_restore
-from tests.helpers import cli, one_line_error, tree_state
+from tests.helpers import KILL, cli, one_line_error, tree_state
 
 CHECKPOINT_STATE = "ModelCheckpoint{"
 
@@ -66,7 +66,7 @@ def test_an_edited_checkpoint_state_is_refused_and_nothing_outside_changes(
     target = aim.format(dirpath=dirpath, tmp=tmp_path)
     edit_state(last, best_model_path=target, kth_best_model_path=target, best_k_models={target: 1})
     before, run_before = states(bystanders), tree_state(killed_copy)
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert "refusing to resume from it" in one_line_error(out)
     assert states(bystanders) == before
     assert tree_state(killed_copy) == run_before  # a refused resume changes nothing
@@ -75,7 +75,7 @@ def test_an_edited_checkpoint_state_is_refused_and_nothing_outside_changes(
 def test_the_same_state_with_this_runs_paths_resumes(killed_copy):
     """The check is no blanket refusal: a copied run (every saved path names the original
     folder) resumes, tests its own best checkpoint and records it."""
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert out.returncode == 0, out.stderr
     record = RunRecord.read(killed_copy / "metrics.json")
     assert Path(record.paths["checkpoint"]).parent == killed_copy / "checkpoints"
@@ -150,7 +150,7 @@ def test_any_restored_path_is_a_regular_file_of_the_folder_or_refused(folder, pa
 def test_a_planted_requeue_checkpoint_is_refused(killed_copy):
     """Lightning loads hpc_ckpt_N.ckpt on SLURM when it finds one; convlab never writes one."""
     shutil.copy(killed_copy / "checkpoints" / "last.ckpt", killed_copy / "hpc_ckpt_1.ckpt")
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert "was not written by convlab" in one_line_error(out)
 
 
@@ -188,6 +188,6 @@ def test_weights_that_do_not_fit_the_config_are_refused_before_training(killed_c
     ckpt["state_dict"]["net.extra"] = torch.zeros(3)
     torch.save(ckpt, last)
     before = tree_state(killed_copy)
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert "its weights do not fit its own model" in one_line_error(out)
     assert tree_state(killed_copy) == before

@@ -16,7 +16,7 @@ from convlab import safe_files
 from convlab.errors import ConvlabError
 from convlab.rundir import CLAIM_TOKEN, RunDir
 from convlab.train import run
-from tests.helpers import ROOT, TINY, cli, one_line_error, tree_state
+from tests.helpers import KILL, ROOT, STOP, TINY, cli, one_line_error, tree_state
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_a_link_planted_in_a_run_directory_is_refused_and_its_target_untouched(
     (killed_copy / planted).unlink(missing_ok=True)
     os.symlink(sentinel, killed_copy / planted)
     before = unchanged(sentinel)
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
     assert (
         "symbolic link" in out.stderr
@@ -58,7 +58,7 @@ def test_a_linked_checkpoints_folder_is_refused(killed_copy, tmp_path):
     shutil.move(killed_copy / "checkpoints", elsewhere)
     os.symlink(elsewhere, killed_copy / "checkpoints")
     before = unchanged(elsewhere)
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert "is a symbolic link" in one_line_error(out)
     assert unchanged(elsewhere) == before
 
@@ -139,7 +139,7 @@ def test_a_recorded_path_is_never_reapplied(killed_copy, finished, recorded):
     text = recorded.format(finished=finished)
     saved.write_text(yaml.safe_dump([*yaml.safe_load(saved.read_text()), text]))
     before = unchanged(finished, killed_copy)
-    out = cli(f"resume={killed_copy}", "~callbacks.kill")
+    out = cli(f"resume={killed_copy}", KILL)
     assert f"{text} names a path" in one_line_error(out)
     assert unchanged(finished, killed_copy) == before
 
@@ -173,7 +173,7 @@ def test_the_printed_resume_command_repeats_the_runs_paths(tmp_path):
     assert "paths.data_dir=" in command
     args = shlex.split(command)
     assert args[:2] == ["python", "train.py"]
-    resumed = cli(*args[2:], "~callbacks.stop")
+    resumed = cli(*args[2:])
     assert resumed.returncode == 0, resumed.stderr
     assert (run_dir / "metrics.json").is_file()
 
@@ -270,6 +270,6 @@ def test_an_interrupted_run_keeps_its_record_when_a_resume_is_refused(tmp_path):
     )
     assert stopped.returncode == 143
     before = unchanged(run_dir)
-    refused = cli(f"resume={run_dir}", "optimizer.lr=0.5", "~callbacks.stop")
+    refused = cli(f"resume={run_dir}", "optimizer.lr=0.5", STOP)
     assert "differs from the one its checkpoint was trained with" in one_line_error(refused)
     assert unchanged(run_dir) == before

@@ -58,7 +58,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise ConvlabError(
                 f"could not write checkpoint {path}: {e.strerror or e}; free space or fix the "
                 "output directory, then resume=<run dir>; earlier checkpoints are kept"
-            ) from None
+            ) from e  # a full disk is found behind it: the run says how to continue
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         ckpt = load_checkpoint(path)  # weights_only, whatever Lightning asks

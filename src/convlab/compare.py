@@ -21,7 +21,7 @@ import re
 import statistics
 import textwrap
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from convlab import safe_files
 from convlab.errors import ConvlabError
 from convlab.record import RunRecord
+from convlab.resume import MAY_DIFFER
 from convlab.rundir import FAILURE, HYDRA_DIR, METRICS, holds_run, holds_sweep, resume_command
 
 # a job's state, from its record
@@ -76,9 +77,9 @@ class Job:
 
 @dataclass
 class Configuration:
-    """The runs that share every override but the seed."""
+    """The runs that share every override but the seed and those that never change the numbers."""
 
-    overrides: tuple[str, ...]  # in the sweep's order, seed removed
+    overrides: tuple[str, ...]  # in the sweep's order: those of _identity
     runs: list[dict]  # metrics.json records
     jobs: list[str] = field(default_factory=list)  # the runs' job directories, where known
 
@@ -108,6 +109,20 @@ def _number(value) -> float | None:
 
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def _identity(overrides: list[str]) -> tuple[str, ...]:
+    """The overrides that make a run's configuration: not the seed, which varies between its
+    runs, nor those that say where a run reads and writes, what it shows or how fast it runs
+    (``resume``, ``hydra.*``, paths, loggers, the progress bar, ``threads``): a job continued with
+    ``resume=`` records some of those, and belongs with its seeds all the same."""
+    return tuple(
+        o
+        for o in overrides
+        if _key(o) not in (SEED_KEY, "threads")
+        and _key(o).split("/")[0].split(".")[0] != "hydra"  # hydra.run.dir, hydra/launcher=...
+        and not MAY_DIFFER.fullmatch(_key(o))  # what a resumed run may change: convlab.resume
+    )
 
 
 def _natural(path: Path) -> list:
@@ -192,10 +207,11 @@ def find_jobs(sweep_dirs: Sequence[Path]) -> list[Job]:
 def group_by_configuration(
     records: list[dict], jobs: list[str] | None = None
 ) -> list[Configuration]:
-    """Runs that differ only in their seed form one configuration, in order of first appearance."""
+    """Runs that differ only in their seed (and in what never changes the numbers) form one
+    configuration, in order of first appearance."""
     groups: dict[frozenset, Configuration] = {}
     for i, record in enumerate(records):
-        overrides = tuple(o for o in record.get("overrides", []) if _key(o) != SEED_KEY)
+        overrides = _identity(record.get("overrides", []))
         c = groups.setdefault(frozenset(overrides), Configuration(overrides, []))
         c.runs.append(record)
         if jobs is not None:
@@ -310,11 +326,16 @@ def _line(text) -> str:
 
 
 def markdown(
-    rows: list[dict], common: list[str], jobs: list[Job], sweeps: Sequence[str] = ()
+    rows: list[dict],
+    common: list[str],
+    jobs: list[Job],
+    sweeps: Sequence[str] = (),
+    show: Callable[[str], str] = escape,
 ) -> str:
     """The ranked table, the shared overrides above it; below it each configuration's jobs (the
-    best one's checkpoints) and every job that did not finish, with its reason. All the text that
-    comes from records (and the directories' names) is escaped."""
+    best one's checkpoints) and every job that did not finish, with its reason. The text that
+    comes from records (and the directories' names) goes through ``show``: ``escape`` for the
+    file, ``printable`` for a terminal, where paths and commands must paste as they are."""
     by_state = {
         s: [j for j in jobs if j.state == s]
         for s in (PRUNED, FAILED, INTERRUPTED, UNREADABLE, NO_RECORD)
@@ -326,9 +347,9 @@ def markdown(
         if js
     ]
     lines = [f"Sweep directories: {', '.join(map(escape, sweeps))}", ""] if len(sweeps) > 1 else []
-    shared = escape(" ".join(common)) or "none"
+    shared = show(" ".join(common)) or "none"
     lines += [f"Runs: {', '.join(counts)}; shared overrides: {shared}", ""]
-    names = [escape(row["configuration"]) for row in rows]
+    names = [show(row["configuration"]) for row in rows]
     if rows:
         header = ["configuration", "n", *COLUMNS, "params"]
         lines += [
@@ -354,10 +375,8 @@ def markdown(
             for row, name in zip(rows, names, strict=True):
                 lines.append(f"- {name}" + (" (best)" if row["best"] else ""))
                 for job, ckpt in zip(row["jobs"], row["checkpoints"], strict=True):
-                    where = (
-                        f"; checkpoint: {escape(ckpt or 'none recorded')}" if row["best"] else ""
-                    )
-                    lines.append(f"  - {escape(job)}{where}")
+                    where = f"; checkpoint: {show(ckpt or 'none recorded')}" if row["best"] else ""
+                    lines.append(f"  - {show(job)}{where}")
     else:
         lines.append("No finished runs to compare.")
     titles = {
@@ -370,16 +389,16 @@ def markdown(
     for state, listed in by_state.items():
         if listed:
             lines += ["", f"{titles[state]}: {len(listed)} job(s)"]
-            lines += [f"- {_job_line(job, common)}" for job in listed]
+            lines += [f"- {_job_line(job, common, show)}" for job in listed]
     return "\n".join(lines) + "\n"
 
 
-def _job_line(job: Job, common: list[str]) -> str:
+def _job_line(job: Job, common: list[str], show: Callable[[str], str]) -> str:
     record = job.record or {}
     varying = [_short(o) for o in record.get("overrides", []) if o not in common]
-    name = escape(job.name + (f" ({' '.join(varying)})" if varying else ""))
+    name = show(job.name + (f" ({' '.join(varying)})" if varying else ""))
     if job.state == UNREADABLE:
-        return f"{name}: {escape(job.reason)}"
+        return f"{name}: {show(job.reason)}"
     if job.state == NO_RECORD:
         return name
     if job.state == PRUNED:
@@ -387,10 +406,10 @@ def _job_line(job: Job, common: list[str]) -> str:
         epochs = _number(record.get("epochs_run"))
         after = f" after {int(epochs)} epoch(s)" if epochs is not None else ""
         return f"{name}: pruned{after}" + (f", val/acc {acc:.4f}" if acc is not None else "")
-    error = escape(_line(record.get("error") or "no error recorded"))
+    error = show(_line(record.get("error") or "no error recorded"))
     # the record says whether the run can go on, never how: the command is convlab's own
     resumable = record.get("resume") is not None
-    then = f"; continue it with {escape(resume_command(job.path.absolute()))}" if resumable else ""
+    then = f"; continue it with {show(resume_command(job.path.absolute()))}" if resumable else ""
     return f"{name}: {job.state}: {error}{then}"
 
 
@@ -574,8 +593,8 @@ def compare(sweep_dir: Path | Sequence[Path], out_dir: Path | None = None) -> st
     rows = summarize(configurations)
     order = rank(rows)
     rows, ranked = [rows[i] for i in order], [configurations[i] for i in order]
-    text = markdown(rows, common_overrides(configurations), jobs, [str(s) for s in sweeps])
-    files = {"comparison.md": text, "comparison.csv": csv_text(rows)}
+    args = rows, common_overrides(configurations), jobs, [str(s) for s in sweeps]
+    files = {"comparison.md": markdown(*args), "comparison.csv": csv_text(rows)}
     files["val_acc.png"] = png(val_acc_figure(ranked, [row["configuration"] for row in rows]))
     _write(out_dir, files)
-    return text
+    return markdown(*args, show=printable)

@@ -7,6 +7,7 @@ user is asked to say it again on the command line, where it is trusted. The comp
 then equal the one saved in the run's checkpoint, so an edited record cannot change the run.
 """
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,22 +20,33 @@ from convlab import safe_yaml
 from convlab.errors import ConvlabError
 from convlab.paths import CONF_DIR
 from convlab.registry import is_plain
-from convlab.rundir import HYDRA_DIR, METRICS, hydra_quoted, is_finished, refuse_interpolation
+from convlab.rundir import (
+    HYDRA_DIR,
+    METRICS,
+    holds_run,
+    holds_sweep,
+    hydra_quoted,
+    is_finished,
+    is_other_rank,
+    refuse_interpolation,
+)
 from convlab.write_paths import is_path_key
 
 if TYPE_CHECKING:  # checkpoints need torch, which the command line imports only to run
     from convlab.checkpoint_io import CheckpointMeta
 
+_SWEEP = "is a sweep"
 CODE_KEYS = ("_target_", "_args_", "_partial_", "_call_", "_recursive_", "_convert_")
-# the sections of a config that decide a run's numbers: resuming with other values is refused.
-# The trainer keys set the number of steps, which a schedule's saved state (OneCycleLR's total
-# steps) holds: a resumed run with more epochs would step past its end.
-COMPARED = (
-    "model", "data", "optimizer", "scheduler", "module", "seed",
-    "trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches",
-    "trainer.accumulate_grad_batches", "trainer.devices", "trainer.num_nodes",
-)  # fmt: skip
-NOT_COMPARED = ("data.root", "data.system_dir", "data.download")  # where, not what
+# What a resumed run may set otherwise than its checkpoint's config: where things go and what is
+# shown, never what is computed (tests/test_sweep_resume.py shows these leave the numbers as they
+# were). Every other key is compared: threads, precision, clipping, determinism, callbacks, and
+# the run's length, which a schedule's saved state holds (OneCycleLR's total steps).
+MAY_DIFFER = re.compile(
+    r"resume|ckpt_path|test|claim_timeout|paths\..+|logger(\..+)?"
+    r"|data\.(root|system_dir|download)|callbacks\.[^.]+\.(dirpath|save_dir)"
+    r"|trainer\.(enable_progress_bar|enable_model_summary|log_every_n_steps|default_root_dir)"
+    r"|callbacks\.(dashboards|progress_bar|epoch_time|lr_monitor|model_summary)(\..+)?"
+)
 
 
 class AlreadyFinished(ConvlabError):
@@ -70,17 +82,30 @@ def _untrusted(override: Override) -> str | None:
     if key.split(".")[0].split("/")[0] == "hydra":
         return "sets Hydra itself"
     if override.is_sweep_override():
-        return "is a sweep"
+        return _SWEEP
     if is_path_key(key):
         return "names a path (a run directory is not trusted to say where to read or write)"
     value = None if override.is_delete() else override.value()
-    if (CONF_DIR / key).is_dir() and "." not in key:  # a group choice: an existing option
-        if value is not None and not (CONF_DIR / key / f"{value}.yaml").is_file():
-            return f"chooses {key} option {value!r}, which conf/{key}/ does not have"
+    if (CONF_DIR / key).is_dir() and "." not in key:  # a group choice: existing options
+        options = value if isinstance(value, list) else [] if value is None else [value]
+        for option in options:  # 'logger=[tensorboard,csv]' chooses several
+            if not isinstance(option, str) or not (CONF_DIR / key / f"{option}.yaml").is_file():
+                return f"chooses {key} option {option!r}, which conf/{key}/ does not have"
         return None
     if not is_plain(value):
         return "is not a plain value"
     return None
+
+
+def needs_repeating(overrides: list[str]) -> list[str]:
+    """A run's own overrides (from its command line, trusted) that resume would refuse to take
+    from its record: the command that continues the run must say them again."""
+    parsed = parse_overrides(overrides, "the command line")
+    return [
+        text
+        for text, o in zip(overrides, parsed, strict=True)
+        if o.key_or_group not in ("resume", "hydra.run.dir", "hydra.mode") and _untrusted(o)
+    ]
 
 
 def _recorded(run_dir: Path) -> list[str]:
@@ -98,9 +123,12 @@ def _recorded(run_dir: Path) -> list[str]:
     return recorded
 
 
-def trusted_overrides(recorded: list[str], given: list[str], run_dir: Path) -> list[str]:
+def trusted_overrides(
+    recorded: list[str], given: list[str], run_dir: Path, sweep: bool = False
+) -> list[str]:
     """The recorded overrides to re-apply: those the command line does not set again, each
-    checked; a ``~key`` on the command line drops what the record added under that key."""
+    checked; a ``~key`` on the command line drops what the record added under that key. A
+    sweep's record may hold its sweeps (``seed=0,1``)."""
     given_parsed = parse_overrides(given, "the command line")
     given_keys = {o.key_or_group for o in given_parsed}
     deleted = {o.key_or_group for o in given_parsed if o.is_delete()}
@@ -113,7 +141,7 @@ def trusted_overrides(recorded: list[str], given: list[str], run_dir: Path) -> l
         if covering:
             used_deletions.update(covering)
             continue
-        if why := _untrusted(override):
+        if (why := _untrusted(override)) and not (sweep and why == _SWEEP):
             raise ConvlabError(
                 f"resume={run_dir}: its recorded override {text} {why}; a run directory is not "
                 f"trusted to say that: if you meant it, pass {text!r} again on the command line"
@@ -142,6 +170,10 @@ def expand_resume(overrides: list[str]) -> list[str]:
     flags = [a for a in overrides if not _is_override(a)]
     given = [a for a in overrides if _is_override(a) and not a.lstrip("+~").startswith("resume=")]
     _refuse_evaluation(given)
+    if holds_sweep(run_dir) and not holds_run(run_dir):
+        if is_other_rank():  # a rank Lightning started re-runs its job, not the sweep
+            return list(overrides)
+        return _expand_sweep(run_dir, flags, given)
     recorded = _recorded(run_dir)
     if is_finished(run_dir):
         if given:
@@ -150,18 +182,56 @@ def expand_resume(overrides: list[str]) -> list[str]:
                 "start a new run (its .hydra/overrides.yaml lists the overrides to repeat)"
             )
         raise AlreadyFinished(f"{run_dir} is finished ({METRICS} written); nothing to resume")
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        raise ConvlabError(
-            f"resume={run_dir}: no checkpoints/last.ckpt yet (it stopped before its first epoch "
-            "ended); start the run again instead"
-        )
+    refuse_partial_checkpoints(run_dir)
     value = hydra_quoted(run_dir)
     return [
         *flags,
         *trusted_overrides(recorded, given, run_dir),
+        "hydra.mode=RUN",  # a sweep's job continues as one run, whatever its configs set
         f"hydra.run.dir={value}",
         f"resume={value}",
     ]
+
+
+def refuse_partial_checkpoints(run_dir: Path) -> None:
+    """A run without last.ckpt starts over in place (it stopped before its first epoch ended);
+    one whose other checkpoints are there lost its last.ckpt, and starting over would mix two
+    trainings' files."""
+    folder = run_dir / "checkpoints"
+    if not (folder / "last.ckpt").is_file() and folder.is_dir() and any(folder.iterdir()):
+        raise ConvlabError(
+            f"resume={run_dir}: {folder} holds checkpoints but no last.ckpt, which convlab writes "
+            "after every epoch; it was edited: start a new run"
+        )
+
+
+def _expand_sweep(sweep_dir: Path, flags: list[str], given: list[str]) -> list[str]:
+    """``resume=<sweep dir>``: the sweep's own command again, into its directory. Its finished
+    jobs are kept, its stopped ones continued, the rest run (convlab.train.run)."""
+    saved = sweep_dir / "multirun.yaml"
+    if not saved.is_file():
+        raise ConvlabError(
+            f"resume={sweep_dir}: no multirun.yaml, which Hydra writes into a grid sweep; an "
+            "Optuna search continues with its own command (the same storage and study name)"
+        )
+    task = _recorded_task(safe_yaml.load(saved))
+    if not isinstance(task, list) or not all(isinstance(o, str) for o in task):
+        raise ConvlabError(f"resume={sweep_dir}: {saved} holds no list of overrides; it was edited")
+    value = hydra_quoted(sweep_dir)
+    return [
+        *flags,
+        *trusted_overrides(list(task), given, sweep_dir, sweep=True),
+        "hydra.mode=MULTIRUN",
+        f"hydra.sweep.dir={value}",
+        f"resume={value}",
+    ]
+
+
+def _recorded_task(tree):
+    """``hydra.overrides.task`` of a sweep's record, a plain lookup: nothing in it is resolved."""
+    for key in ("hydra", "overrides", "task"):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
 
 
 _EVALUATION = "resume= continues training; evaluating is another run: python train.py train=false "
@@ -198,24 +268,29 @@ def _select(tree: dict, dotted: str):
     return tree
 
 
-def config_differences(cfg: DictConfig, saved: dict, sections=COMPARED, skip=()) -> list[str]:
-    """``key (here vs saved)`` for each compared key whose value differs between a composed
-    config and a checkpoint's saved one; a section is a top-level key or a dotted one."""
+def config_differences(
+    cfg: DictConfig, saved: dict, sections: tuple[str, ...] | None = None, skip=MAY_DIFFER
+) -> list[str]:
+    """``key (here vs saved)`` for each key whose value differs between a composed config and a
+    checkpoint's saved one, in the given sections (a top-level key or a dotted one; None: all),
+    but those ``skip`` matches."""
     ours = OmegaConf.to_container(cfg, resolve=True)
     mine, theirs = (
-        {k: v for s in sections for k, v in _flat(_select(tree, s), f"{s}.").items()}
+        _flat(tree)
+        if sections is None
+        else {k: v for s in sections for k, v in _flat(_select(tree, s), f"{s}.").items()}
         for tree in (ours, saved)
     )
     return [
         f"{key} ({mine.get(key)!r} here, {theirs.get(key)!r} in the checkpoint)"
         for key in sorted(set(mine) | set(theirs))
-        if key not in skip and mine.get(key) != theirs.get(key)
+        if not skip.fullmatch(key) and mine.get(key) != theirs.get(key)
     ]
 
 
 def check_resume_matches(cfg: DictConfig, meta: "CheckpointMeta", run_dir: Path) -> None:
     """The resumed config must be the one the checkpoint was trained with."""
-    differences = config_differences(cfg, meta.config, skip=NOT_COMPARED)
+    differences = config_differences(cfg, meta.config)
     if differences:
         raise ConvlabError(
             f"resume={run_dir}: the config differs from the one its checkpoint was trained with: "

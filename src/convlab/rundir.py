@@ -135,10 +135,10 @@ def paste_override(key: str, path: Path | str) -> str:
     return f'"{argument}"' if not re.search(r'["$`\\!]', argument) else shlex.quote(argument)
 
 
-def resume_command(run_dir: Path, paths: list[str] = ()) -> str:
-    """The command that continues a run; ``paths`` are the run's path-valued overrides, which
-    resume never takes from a record (convlab.resume) and so must be given again."""
-    given = [shlex.quote(o) for o in paths]  # as typed: Hydra parses them again the same way
+def resume_command(run_dir: Path, repeat: list[str] = ()) -> str:
+    """The command that continues a run; ``repeat`` are the run's overrides that resume never
+    takes from a record (those naming code or a path: convlab.resume), so they are given again."""
+    given = [shlex.quote(o) for o in repeat]  # as typed: Hydra parses them again the same way
     return " ".join(["python train.py", paste_override("resume", run_dir), *given])
 
 
@@ -151,11 +151,11 @@ class RunDir:
         resuming: bool,
         sweep_dir: Path | None = None,
         claim_timeout: float = 300,
-        paths: list[str] = (),
+        repeat: list[str] = (),
     ):
         self.path, self.resuming = Path(path).resolve(), resuming
         self.sweep_dir = Path(sweep_dir).resolve() if sweep_dir else None
-        self.claim_timeout, self.paths = claim_timeout, list(paths)
+        self.claim_timeout, self.repeat = claim_timeout, list(repeat)
         rank = _nonzero_rank()
         if rank and _world_size() <= 1:
             name, value = rank
@@ -215,7 +215,7 @@ class RunDir:
         if used and not self.resuming:
             raise ConvlabError(
                 f"{self.path} already holds a run; continue it with "
-                f"{resume_command(self.path, self.paths)}, or choose another hydra.run.dir"
+                f"{resume_command(self.path, self.repeat)}, or choose another hydra.run.dir"
             )
 
     def _refuse_foreign_checkpoints(self) -> None:
@@ -287,7 +287,7 @@ class RunDir:
         """The ``.hydra`` record Hydra would write: config.yaml, hydra.yaml, overrides.yaml.
 
         Written once, by the owner of a new run; a resumed run keeps its original record."""
-        if self.resuming:
+        if os.path.lexists(self.path / HYDRA_DIR / "overrides.yaml"):
             return
         self.write(f"{HYDRA_DIR}/config.yaml", OmegaConf.to_yaml(cfg))
         if hydra_cfg is not None:
@@ -300,7 +300,7 @@ class RunDir:
             "status": status,
             "error": error,
             "overrides": list(overrides),
-            "resume": resume_command(self.path, self.paths) if resumable else None,
+            "resume": resume_command(self.path, self.repeat) if resumable else None,
         }
         try:
             self.write(FAILURE, json.dumps(failure, indent=2) + "\n")

@@ -17,9 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from convlab.errors import ConvlabError
+from convlab.errors import ConvlabError, causes
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+# what a write is answered with on a full disk, a full quota and past a file-size limit (ulimit -f)
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # the temporary names below (and the fixed ones earlier versions used): a leftover of a killed
 # process, removed when the directory is next claimed
 TEMPORARY = re.compile(r"\..+\.tmp")
@@ -72,7 +74,9 @@ def open_dir(root: Path, relative: Path | str = ".", create: bool = True) -> Ite
 
 def write_with(root: Path, relative: Path | str, write: Callable[[BinaryIO], None]) -> None:
     """``root/relative`` replaced atomically by what ``write`` puts in a new file: a reader never
-    sees half a file, a crash leaves the old one, and no link below ``root`` is followed."""
+    sees half a file, a crash leaves the old one, and no link below ``root`` is followed. A failed
+    write (a full disk) is an ``OSError`` naming ``root/relative``, anything else (a signal's
+    ``Interrupted``) goes through as raised; either way the old file stays, the new one goes."""
     *folders, name = _parts(relative)
     with open_dir(root, Path(*folders) if folders else ".") as dir_fd:
         tmp = f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -86,9 +90,18 @@ def write_with(root: Path, relative: Path | str, write: Callable[[BinaryIO], Non
                 os.fsync(f.fileno())
             _refuse_link_at(dir_fd, name, Path(root, relative))
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
+        except BaseException as e:
             os.unlink(tmp, dir_fd=dir_fd)
+            failed = next((c for c in causes(e) if isinstance(c, OSError)), None)
+            if isinstance(e, Exception) and failed is not None:  # named: torch.save names nothing
+                raise OSError(failed.errno, failed.strerror, str(Path(root, relative))) from None
             raise
+
+
+def no_room(error: BaseException) -> OSError | None:
+    """The full disk, quota or file-size limit behind ``error``, wherever it was raised: through
+    torch.save (a RuntimeError raised while handling it), a ConvlabError, a logger's thread."""
+    return next((c for c in causes(error) if isinstance(c, OSError) and c.errno in NO_ROOM), None)
 
 
 def write_bytes(root: Path, relative: Path | str, data: bytes) -> None:

@@ -28,6 +28,15 @@ _expected: dict[str, int] = {}
 _swept: set[str] | None = None
 
 
+# jobs this process launched, and those refused before they held a directory (no record)
+_launched = _refused = 0
+
+
+def job_refused() -> None:
+    global _refused
+    _refused += 1
+
+
 def swept_keys() -> set[str]:
     return set(_swept or ())
 
@@ -78,12 +87,38 @@ def _number(value) -> str:
 
 
 def report(sweep_dir: Path, expected: int | None = None) -> str:
-    """The jobs table, the best job and where everything is; also written into the sweep. The
-    records' text (job names, errors, the checkpoint's path) is escaped, as in compare.py."""
-    from convlab.compare import FINISHED, compare, escape, find_jobs, printable
-    from convlab.rundir import paste_override
+    """The jobs table, the best job and where everything is, for the terminal; also written into
+    the sweep, with the records' text (job names, errors, paths) escaped as compare.py does."""
+    from convlab.compare import compare, escape, find_jobs, printable
 
     jobs = find_jobs([sweep_dir]) if sweep_dir.is_dir() else []
+    shown = _summary(sweep_dir, jobs, expected, printable)
+    try:
+        safe_files.write_text(sweep_dir, SUMMARY, _summary(sweep_dir, jobs, expected, escape))
+        if _best(jobs):
+            compare(sweep_dir)
+    except (OSError, ConvlabError) as e:
+        shown += printable(f"(not written into {sweep_dir}: {e})") + "\n"
+    return shown
+
+
+def _best(jobs: list):
+    from convlab.compare import FINISHED
+
+    finished = [
+        j
+        for j in jobs
+        if j.state == FINISHED
+        and isinstance((j.record or {}).get("metrics"), dict)
+        and isinstance(j.record["metrics"].get("val/acc"), int | float)
+    ]
+    return max(finished, key=lambda j: j.record["metrics"]["val/acc"]) if finished else None
+
+
+def _summary(sweep_dir: Path, jobs: list, expected: int | None, show) -> str:
+    from convlab.compare import FINISHED
+    from convlab.rundir import paste_override
+
     lines = ["| job | state | val/acc | test/acc |", "| --- | --- | ---: | ---: |"]
     for job in jobs:
         metrics = (job.record or {}).get("metrics") or {}
@@ -92,7 +127,7 @@ def report(sweep_dir: Path, expected: int | None = None) -> str:
         if job.state not in (FINISHED,) and job.record and job.record.get("error"):
             state += f" ({str(job.record['error']).splitlines()[0][:120]})"
         lines.append(
-            f"| {escape(job.name)} | {escape(state)} | {_number(metrics.get('val/acc'))} | "
+            f"| {show(job.name)} | {show(state)} | {_number(metrics.get('val/acc'))} | "
             f"{_number(metrics.get('test/acc'))} |"
         )
     counts = {}
@@ -101,43 +136,33 @@ def report(sweep_dir: Path, expected: int | None = None) -> str:
     if expected is not None and expected > len(jobs):
         counts["never started"] = expected - len(jobs)
     head = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no jobs"
-    text = [f"Sweep {escape(sweep_dir)}: {head}", "", *lines, ""]
-    finished = [
-        j
-        for j in jobs
-        if j.state == FINISHED
-        and isinstance((j.record or {}).get("metrics"), dict)
-        and isinstance(j.record["metrics"].get("val/acc"), int | float)
-    ]
-    if finished:
-        best = max(finished, key=lambda j: j.record["metrics"]["val/acc"])
+    text = [f"Sweep {show(sweep_dir)}: {head}", "", *lines, ""]
+    if best := _best(jobs):
         ckpt = (best.record.get("paths") or {}).get("checkpoint")
         acc = best.record["metrics"]["val/acc"]
-        text.append(f"Best by val/acc: {escape(best.name)} (val/acc {acc:.4f})")
+        text.append(f"Best by val/acc: {show(best.name)} (val/acc {acc:.4f})")
         if isinstance(ckpt, str):
-            text.append(f"  its checkpoint: {escape(paste_override('ckpt_path', ckpt))}")
+            text.append(f"  its checkpoint: {show(paste_override('ckpt_path', ckpt))}")
     elif jobs:
         text.append("No finished job with a validation split to rank.")
-    quoted = escape(shlex.quote(str(sweep_dir)))
+    quoted = show(shlex.quote(str(sweep_dir)))
     text += [
         f"Compare: python scripts/compare.py {quoted}",
         f"Dashboards: tensorboard --logdir {quoted}",
     ]
-    summary = "\n".join(text) + "\n"
-    try:
-        safe_files.write_text(sweep_dir, SUMMARY, summary)
-        if finished:
-            compare(sweep_dir)
-    except (OSError, ConvlabError) as e:
-        summary += printable(f"(not written into {sweep_dir}: {e})") + "\n"
-    return summary
+    return "\n".join(text) + "\n"
 
 
 class SweepSummary(Callback):
     """Prints and writes ``report`` at the end of every multirun."""
 
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        global _launched
+        _launched += 1
+
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        global _swept
+        global _swept, _launched, _refused
+        _launched = _refused = 0
         _expected[self._sweep_dir(config)] = expected_jobs(config)
         try:  # a search (Optuna) varies its params; a grid its sweep overrides
             parsed = _sweep_arguments(config)
@@ -154,6 +179,9 @@ class SweepSummary(Callback):
         failed = len(list(Path(sweep_dir).glob(f"*/{FAILURE}")))
         if failed and config.hydra.sweeper.get("n_trials") is None:
             sys.exit(f"convlab: {failed} job(s) of the sweep failed; see the table above")
+        # a job refused before it held its directory leaves no record: the table cannot show it
+        if _refused and (config.hydra.sweeper.get("n_trials") is None or _refused == _launched):
+            sys.exit(f"convlab: {_refused} job(s) of the sweep were refused; see the errors above")
 
     @staticmethod
     def _sweep_dir(config: DictConfig) -> str:

@@ -1,5 +1,7 @@
 """run(cfg): the one place that wires data, model, classifier and trainer together."""
 
+import errno
+import os
 import shlex
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from convlab.callbacks.history import History
-from convlab.callbacks.loggers import finish
+from convlab.callbacks.loggers import continue_logs, finish
 from convlab.callbacks.pruning import Pruned
 from convlab.callbacks.reseed import ReseedEachEpoch
 from convlab.checkpoint_io import AtomicCheckpointIO, read_meta
@@ -31,12 +33,18 @@ from convlab.paths import REPO_DIR
 from convlab.record import RunRecord, environment
 from convlab.registry import constructor_args
 from convlab.restored_state import checked_restore
-from convlab.resume import check_resume_matches, refuse_evaluation_on_resume
-from convlab.rundir import METRICS, RunDir, paste_override
+from convlab.resume import (
+    check_resume_matches,
+    needs_repeating,
+    refuse_evaluation_on_resume,
+    refuse_partial_checkpoints,
+)
+from convlab.rundir import METRICS, RunDir, holds_run, is_finished, paste_override, resume_command
+from convlab.safe_files import no_room
 from convlab.signals import Interrupted, interruptible
 from convlab.sweep import swept_keys
 from convlab.validate import validate
-from convlab.write_paths import check_written_paths, is_path_key
+from convlab.write_paths import check_written_paths
 
 
 def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataModule, Classifier]:
@@ -97,7 +105,7 @@ def _without_validation(cfg: DictConfig) -> None:
             checkpoint.filename = "epoch{epoch:02d}"
 
 
-def _trainer(cfg: DictConfig, run_dir: RunDir) -> L.Trainer:
+def _trainer(cfg: DictConfig, run_dir: RunDir, last: Path | None) -> L.Trainer:
     _without_validation(cfg)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     # Lightning refuses a bar or a summary callback that its own switch turns off
@@ -105,12 +113,23 @@ def _trainer(cfg: DictConfig, run_dir: RunDir) -> L.Trainer:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if not cfg.trainer.get("enable_model_summary", True):
         callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
+    loggers = _instantiate_all(cfg.get("logger"))
+    if run_dir.resuming:  # the stopped process's logs go on, each step once
+        continue_logs(loggers, _first_step(last))
     return instantiate(
         cfg.trainer,
         callbacks=[*callbacks, History(), ReseedEachEpoch(cfg.seed)],
-        logger=_instantiate_all(cfg.get("logger")),
+        logger=loggers,
         plugins=[AtomicCheckpointIO(run_dir.path, _patience(cfg)), *_cluster(run_dir)],
     )
+
+
+def _first_step(last: Path | None) -> int:
+    """The first step a resumed run logs: its checkpoint's global step (Lightning logs steps
+    from 0), or 0 where it starts over. Memory-mapped: the weights stay on disk."""
+    if last is None:
+        return 0
+    return torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"]
 
 
 def _patience(cfg: DictConfig) -> int | None:
@@ -131,16 +150,6 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _path_overrides() -> list[str]:
-    """The command line's overrides that name a path: resume never takes them from the record,
-    so the printed resume command repeats them."""
-    return [
-        o
-        for o in _overrides()
-        if is_path_key(o.split("=", 1)[0]) and not o.lstrip("+~").startswith(("resume=", "hydra."))
-    ]
-
-
 def _sweep_dir() -> Path | None:
     return Path(HydraConfig.get().sweep.dir) if _multirun() else None
 
@@ -153,43 +162,83 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     """
     cfg = cfg if cfg is not None else compose_run(overrides)
     refuse_evaluation_on_resume(cfg)
+    output = Path(cfg.paths.output_dir).resolve()
+    if cfg.resume and Path(cfg.resume).resolve() == output.parent and is_finished(output):
+        return _kept(output)  # a continued sweep's finished job
     run_dir = RunDir(
-        Path(cfg.paths.output_dir),
-        resuming=bool(cfg.resume),
+        output,
+        resuming=bool(cfg.resume) or _requeued(output),
         sweep_dir=_sweep_dir(),
         claim_timeout=cfg.claim_timeout,
-        paths=_path_overrides(),
+        repeat=needs_repeating(_overrides()),
     )
     check_written_paths(cfg, run_dir.path, run_dir.sweep_dir)
     run_dir.claim()
     try:
-        run_dir.write_hydra_dir(
-            cfg, HydraConfig.get() if HydraConfig.initialized() else None, _overrides()
-        )
-        with interruptible():
+        with interruptible():  # from the claim on, a stop signal leaves failure.json
+            run_dir.write_hydra_dir(
+                cfg, HydraConfig.get() if HydraConfig.initialized() else None, _overrides()
+            )
             record = _run(cfg, run_dir)
-        run_dir.clear_failure()
+            run_dir.clear_failure()
         return record
-    except Interrupted as e:
-        e.run_dir, e.resumable, e.paths = run_dir.path, _resumable(run_dir), run_dir.paths
+    except Interrupted as e:  # resumable: from its last.ckpt, or from the start where none is
+        e.run_dir, e.repeat = run_dir.path, run_dir.repeat
         e.in_sweep = _multirun()
-        run_dir.record_failure("interrupted", str(e), _overrides(), e.resumable)
+        run_dir.record_failure("interrupted", str(e), _overrides(), resumable=True)
         raise
     except Exception as e:  # a user's mistake (ConvlabError), or a crash: out of memory, a bug
+        if full := no_room(e):
+            raise _no_room(full, run_dir) from None
         mistake = isinstance(e, ConvlabError)  # the same command would fail the same way
         if mistake and run_dir.resuming and not run_dir.training:
             raise  # a refused resume leaves the run's record as it was
         if _multirun() or not run_dir.remove_if_empty_run():
             error = str(e) if mistake else f"{type(e).__name__}: {e}"
-            resumable = not mistake and _resumable(run_dir)
-            run_dir.record_failure("failed", error, _overrides(), resumable)
+            run_dir.record_failure("failed", error, _overrides(), resumable=not mistake)
         raise
     finally:
         run_dir.release()
 
 
-def _resumable(run_dir: RunDir) -> bool:
-    return (run_dir.path / "checkpoints" / "last.ckpt").is_file()
+def _no_room(full: OSError, run_dir: RunDir) -> ConvlabError:
+    """A write that found no room (a full disk or quota, a file-size limit), wherever convlab or
+    Lightning wrote, as one line naming the file: once there is room, the run continues from its
+    last complete checkpoint (an epoch's checkpoints are written as one)."""
+    error = f"could not write {full.filename or f'into {run_dir.path}'}: {full.strerror}"
+    fix = "allow larger files (ulimit -f)" if full.errno == errno.EFBIG else "free space"
+    if not _multirun() and run_dir.remove_if_empty_run():
+        return ConvlabError(f"{error}; {fix} and run the command again")
+    run_dir.record_failure("failed", error, _overrides(), resumable=True)
+    return ConvlabError(
+        f"{error}; {fix} and continue with: {resume_command(run_dir.path, run_dir.repeat)}"
+    )
+
+
+def _requeued(output: Path) -> bool:
+    """A cluster job started again in its own directory (SLURM's requeue, which submitit's
+    launcher asks for at its time limit): it continues the run it stopped, as resume= would."""
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0").strip()
+    return (
+        restarts.isdigit() and int(restarts) > 0 and holds_run(output) and not is_finished(output)
+    )
+
+
+def _kept(job_dir: Path) -> RunRecord:
+    """A finished job of the sweep being continued: its record as it is, after checking that it
+    is this job's (the same overrides but ``resume``); nothing is written."""
+    record = RunRecord.read(job_dir / METRICS)
+    if _identity(record.overrides) != _identity(_overrides()):
+        raise ConvlabError(
+            f"{job_dir} holds a finished run of other overrides than this job's; it is never "
+            "changed: continue the sweep in a copy without it"
+        )
+    print(f"kept: {job_dir} (finished)")
+    return record
+
+
+def _identity(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
 
 
 class Tested(NamedTuple):
@@ -206,10 +255,10 @@ def _run(cfg: DictConfig, run_dir: RunDir) -> RunRecord:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
-    last = _check_resume(cfg, run_dir) if cfg.resume else None
+    last = _check_resume(cfg, run_dir) if run_dir.resuming else None  # None: it starts over
     datamodule, classifier = _build_run(cfg)
     run_dir.publish_claim()  # the checks passed: other ranks may start
-    trainer = _trainer(cfg, run_dir)
+    trainer = _trainer(cfg, run_dir, last)
     started = time.perf_counter()
     tested = _fit(trainer, classifier, datamodule, cfg, run_dir, last) if cfg.train else _given(cfg)
     fit_s = time.perf_counter() - started
@@ -242,11 +291,14 @@ def _given(cfg: DictConfig) -> Tested:
     return Tested(str(cfg.ckpt_path), "the given checkpoint")
 
 
-def _check_resume(cfg: DictConfig, run_dir: RunDir) -> Path:
+def _check_resume(cfg: DictConfig, run_dir: RunDir) -> Path | None:
     """The checkpoint to resume from, checked before anything is built or written: it must be of
     this very config (whatever the record says), and what Lightning restores from it must be
     this run's (its checkpoint paths, scores, history)."""
+    refuse_partial_checkpoints(run_dir.path)
     last = run_dir.path / "checkpoints" / "last.ckpt"
+    if not last.is_file():  # stopped before its first epoch ended (or a sweep's job never ran)
+        return None
     ckpt, meta = read_meta(last)
     check_resume_matches(cfg, meta, run_dir.path)
     check_fits(meta, ckpt, last)
@@ -301,8 +353,11 @@ def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
 def _record(
     cfg: DictConfig, classifier: Classifier, epochs: list, test: dict, tested: Tested, timing: dict
 ) -> RunRecord:
-    validated = [r for r in epochs if "val/acc" in r]  # check_val_every_n_epoch may skip some
-    best = max(validated, key=lambda r: r["val/acc"]) if validated else {}
+    # the epoch whose checkpoint the test saw: chosen as ModelCheckpoint chose it (its first best)
+    monitor = OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor") or "val/acc"
+    pick = min if OmegaConf.select(cfg, "callbacks.model_checkpoint.mode") == "min" else max
+    validated = [r for r in epochs if monitor in r]  # check_val_every_n_epoch may skip some
+    best = pick(validated, key=lambda r: r[monitor]) if validated else {}
     metrics = {k: v for k, v in best.items() if k.startswith("val/")}
     metrics.update({k: float(v) for k, v in test.items()})
     return RunRecord(
@@ -324,6 +379,18 @@ def _record(
         timing=timing,
         paths={"run_dir": str(cfg.paths.output_dir), "checkpoint": tested.checkpoint},
     )
+
+
+def evaluate_command(checkpoint: str, overrides: list[str]) -> str:
+    """``train=false`` on a run's checkpoint, on the data it was tested on: its data choice (the
+    network and preprocessing come from the checkpoint) and where that data was."""
+    choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    data = [f"data={choice}"] if choice else []
+    data += [shlex.quote(o) for o in overrides if o.split("=", 1)[0] in _DATA_PLACES]
+    return " ".join(["python train.py train=false", paste_override("ckpt_path", checkpoint), *data])
+
+
+_DATA_PLACES = ("data.root", "data.system_dir", "paths.data_dir", "paths.root_dir")
 
 
 @rank_zero_only
@@ -348,10 +415,7 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run: RunDir, record: RunRecord)
         print(f"test/acc {acc:.4f} ({record.tested}{epoch})")
     print(f"run directory: {shlex.quote(str(run_dir))}")
     if record.paths["checkpoint"]:  # as an override that pastes, whatever the path holds
-        print(
-            f"evaluate again: python train.py train=false "
-            f"{paste_override('ckpt_path', record.paths['checkpoint'])}"
-        )
+        print(f"evaluate again: {evaluate_command(record.paths['checkpoint'], record.overrides)}")
     log_dir = Path(cfg.paths.log_dir).resolve()
     shown = log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir
     print(f"dashboards: tensorboard --logdir {shlex.quote(str(shown))}")

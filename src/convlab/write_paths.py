@@ -16,9 +16,16 @@ from urllib.parse import urlparse
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from convlab import safe_files
+from convlab import safe_files, safe_yaml
 from convlab.errors import ConvlabError
-from convlab.rundir import check_run_location, enclosing_run, holds_run, is_other_rank
+from convlab.rundir import (
+    HYDRA_DIR,
+    check_run_location,
+    enclosing_run,
+    holds_run,
+    is_other_rank,
+    resume_command,
+)
 
 # settings that name a place convlab, Lightning or a logger writes to
 WRITTEN = re.compile(
@@ -138,6 +145,47 @@ def check_sweep_dir(sweep_dir: Path, storage: str | None = None) -> None:
         )
 
 
+def _jobs(sweep_dir: Path) -> list[Path]:
+    if not sweep_dir.is_dir():
+        return []
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and holds_run(p))
+
+
+def _recorded_study(jobs: list[Path]) -> tuple | None:
+    """The Optuna storage and study name a sweep's jobs recorded (data: read bounded, compared
+    as strings, never resolved)."""
+    for job in jobs:
+        try:
+            recorded = safe_yaml.load(job / HYDRA_DIR / "hydra.yaml")
+        except ConvlabError:
+            continue
+        sweeper = ((recorded or {}).get("hydra") or recorded or {}).get("sweeper") or {}
+        if isinstance(sweeper, dict) and sweeper.get("storage"):
+            return sweeper.get("storage"), sweeper.get("study_name")
+    return None
+
+
+def refuse_reused_sweep(sweep_dir: Path, config: DictConfig) -> None:
+    """A sweep directory that holds jobs would report them as the new sweep's: refused before
+    any job starts, unless the command continues that very sweep (``resume=<sweep dir>``) or
+    that very Optuna study (the same storage and study name as its jobs recorded)."""
+    jobs = _jobs(sweep_dir)
+    if not jobs:
+        return
+    resume = OmegaConf.select(config, "resume")
+    if resume and Path(str(resume)).resolve() == sweep_dir:
+        return
+    storage = OmegaConf.select(config, "hydra.sweeper.storage")
+    study = OmegaConf.select(config, "hydra.sweeper.study_name")
+    if storage and _recorded_study(jobs) == (storage, study):
+        return
+    raise ConvlabError(
+        f"hydra.sweep.dir={sweep_dir} already holds {len(jobs)} job(s) of a sweep, which would be "
+        f"reported as this one's; continue that sweep with {resume_command(sweep_dir)}, or "
+        "choose another hydra.sweep.dir"
+    )
+
+
 def _resolved(config: DictConfig, key: str) -> Path:
     return Path(OmegaConf.select(config, key)).resolve()
 
@@ -155,8 +203,10 @@ class WriteGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         storage = OmegaConf.select(config, "hydra.sweeper.storage")
+        sweep_dir = _resolved(config, "hydra.sweep.dir")
         _guarded(lambda: _refuse_hydra_writers(config))
-        _guarded(lambda: check_sweep_dir(_resolved(config, "hydra.sweep.dir"), storage))
+        _guarded(lambda: check_sweep_dir(sweep_dir, storage))
+        _guarded(lambda: refuse_reused_sweep(sweep_dir, config))
 
 
 def _guarded(check) -> None:

@@ -19,7 +19,7 @@ from torch.utils.tensorboard._utils import figure_to_image
 from convlab.callbacks.loggers import as_image, finish, picture_sinks, wandb_logger
 from convlab.config import compose_run
 from convlab.train import run
-from tests.helpers import TINY
+from tests.helpers import TINY, offline_loggers
 
 # one epoch of 3 steps, the pictures after its validation and after testing, both at step 3
 PICTURES = [o for o in TINY if not o.startswith("callbacks.dashboards")] + [
@@ -58,12 +58,7 @@ def isolated(tmp_path, monkeypatch):
     works offline: nothing leaves the machine and nothing asks for a login."""
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(name, str(tmp_path / "wandb_home"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    offline_loggers(monkeypatch, tmp_path / "wandb_home")
     yield
     assert not any((tmp_path / "cwd").iterdir()), "a logger wrote into the working directory"
 
@@ -166,7 +161,7 @@ def test_each_wandb_run_gets_its_own_offline_run_and_is_closed_by_finish(tmp_pat
     first = wandb_logger(run_dir=str(tmp_path / "first"), project="convlab", offline=True)
     first.log_metrics({"val/acc": 0.5}, step=0)
     second = wandb_logger(run_dir=str(tmp_path / "second"), project="convlab", offline=True)
-    assert wandb.run is None  # the first one was finished
+    assert wandb.run is second.experiment is not first.experiment  # the first one was finished
     second.log_metrics({"val/acc": 0.6}, step=0)
     assert Path(second.experiment.dir).is_relative_to(tmp_path / "second")
     finish([second])

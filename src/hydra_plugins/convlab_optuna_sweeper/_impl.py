@@ -1,17 +1,23 @@
 """The search loop: ask the study for trials, launch them as Hydra jobs, tell it how each ended.
 
 A trial's number is its ticket: the storage numbers a study's trials once, in order, across all
-processes and restarts, so a process runs a trial only if its number is below n_trials, and the
-job runs as Hydra job number ``trial.number`` (its directory, e.g. ``trial_7``, is never reused).
+processes and restarts, so a process runs a trial only if fewer than n_trials places are held by
+the trials numbered below it, and the job runs as Hydra job number ``trial.number`` (its
+directory, e.g. ``trial_7``, is never reused). A trial that never ended (a signal stopped it, or
+its process was killed) is retried: a new trial with its parameters takes its place.
 """
 
+import inspect
 import logging
 import math
+import shlex
+import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,16 +32,27 @@ from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
+    check_distribution_compatibility,
 )
 from optuna.storages import RDBStorage, fail_stale_trials
-from optuna.trial import Trial, TrialState
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from convlab.rundir import paste_override
+from convlab.signals import Interrupted
 
 log = logging.getLogger(__name__)
 
 # set on a trial by the job's pruning callback (convlab.callbacks.pruning) when it stops the job
 PRUNED_AT = "pruned_at_epoch"
-# trials that hold a place of n_trials: running here or elsewhere, or ended
+# set on a trial that reruns an unfinished one: the number of the trial whose place it takes
+RETRY_OF = "retry_of"
+# set on a study when it is created: the name of what its trials' values are (hydra.sweeper.metric)
+METRIC = "metric"
+# trials that hold a place of n_trials: running here or elsewhere, or ended (less those retried)
 COUNTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# the study that continues is the one the sweep's command names: these are always spelled out
+STUDY_KEYS = ("hydra.sweeper.storage", "hydra.sweeper.study_name", "hydra.sweep.dir")
 # the trials this process is running, by number: a job the basic launcher runs in this process
 # finds its trial here; jobs in other processes load it from the storage
 running: dict[int, Trial] = {}
@@ -79,12 +96,42 @@ def search_space(arguments: Sequence[str]) -> tuple[dict[str, BaseDistribution],
     return space, fixed
 
 
+def refuse(message: str) -> NoReturn:
+    """One line and exit 1: Hydra would print an exception raised by a sweeper with a traceback."""
+    sys.exit(f"convlab: error: {message}")
+
+
+def retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a rerun of a trial that never ended (interrupted, or stale: its process was killed):
+    the next trial asked takes its parameters and its place of n_trials."""
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+
+
+def holders(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials holding a place of n_trials: running or ended, less those a retry reruns."""
+    retried = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
+    return [t for t in trials if t.state in COUNTED and t.number not in retried]
+
+
+# called by fail_stale_trials for each trial it fails; Optuna 4.9 renamed the argument
+_STALE_CALLBACK = next(
+    name
+    for name in ("heartbeat_stale_trial_callback", "failed_trial_callback")
+    if name in inspect.signature(RDBStorage).parameters
+)
+
+
 def make_storage(url: str | None, heartbeat_interval: int | None = None) -> RDBStorage | None:
     if url is None:
         return None
     # SQLite lets one process write at a time: wait for the others instead of failing
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval)
+    return RDBStorage(
+        url,
+        engine_kwargs=engine,
+        heartbeat_interval=heartbeat_interval,
+        **{_STALE_CALLBACK: retry},
+    )
 
 
 @contextmanager
@@ -123,6 +170,7 @@ class Search:
         sampler: DictConfig,
         pruner: DictConfig,
         direction: str,
+        metric: str | None,
         study_name: str | None,
         storage: str | None,
         n_trials: int,
@@ -136,7 +184,8 @@ class Search:
         if storage is not None and study_name is None:
             raise ValueError("a study kept in a storage needs a study_name to be found again")
         self.sampler_conf, self.pruner_conf = sampler, pruner
-        self.direction, self.study_name, self.storage = direction, study_name, storage
+        self.direction, self.metric = direction, metric
+        self.study_name, self.storage = study_name, storage
         self.n_trials, self.n_jobs = n_trials, max(1, n_jobs)
         self.max_failure_rate, self.heartbeat_interval = max_failure_rate, heartbeat_interval
         self.params = params or {}
@@ -163,20 +212,59 @@ class Search:
             direction=self.direction,
             load_if_exists=True,
         )
-        done = len(study.get_trials(deepcopy=False, states=COUNTED))
+        self._check(study, space)
+        if self.metric and METRIC not in study.user_attrs:
+            study.set_user_attr(METRIC, self.metric)
+        done = len(holders(study.get_trials(deepcopy=False)))
         log.info(
             f"Study {study.study_name} ({self.storage or 'in memory'}): {done} of "
-            f"{self.n_trials} trials started before, {self.direction} over {sorted(space)}"
+            f"{self.n_trials} trials started before, {self.direction} "
+            f"{self.metric or 'the value'} over {sorted(space)}"
         )
         while batch := self._ask(study):
-            overrides = [self._suggest(trial, space, fixed) for trial in batch]
-            self._run(study, batch, overrides)
+            self._run(study, batch, space, fixed)
             if self.failed / self.launched > self.max_failure_rate:
                 raise RuntimeError(
                     f"{self.failed} of {self.launched} trials failed, more than "
                     f"max_failure_rate={self.max_failure_rate}; the search stops"
                 )
         self._save(study)
+
+    def _check(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> None:
+        """Refuse, before any trial is asked, a study this search would misread: one that ranks
+        its values the other way (its best trial would be reported as the worst), of another
+        metric, or whose trials drew a parameter from a distribution Optuna cannot continue."""
+        name = f"study {study.study_name!r}"
+        directions = [d.name.lower() for d in study.directions]
+        if directions != [self.direction]:
+            refuse(
+                f"the {name} was created to {' and '.join(directions)}, and "
+                f"hydra.sweeper.direction={self.direction} would name its worst trial best; "
+                f"set hydra.sweeper.direction={directions[0]} or another hydra.sweeper.study_name"
+            )
+        recorded = study.user_attrs.get(METRIC)
+        if self.metric and recorded and recorded != self.metric:
+            refuse(
+                f"the {name} ranks its trials by {recorded}, and this search returns "
+                f"{self.metric} (hydra.sweeper.metric); set hydra.sweeper.metric={recorded} or "
+                "another hydra.sweeper.study_name"
+            )
+        earlier: dict[str, tuple[int, BaseDistribution]] = {}
+        for trial in study.get_trials(deepcopy=False):
+            for key, drawn in trial.distributions.items():
+                earlier.setdefault(key, (trial.number, drawn))
+        for key, new in space.items():
+            if key not in earlier:
+                continue
+            number, old = earlier[key]
+            try:
+                check_distribution_compatibility(old, new)
+            except ValueError as e:
+                refuse(
+                    f"{key} is searched over {new}, but trial {number} of the {name} drew it from "
+                    f"{old} ({str(e).rstrip('.')}); restore its search space or choose another "
+                    "hydra.sweeper.study_name"
+                )
 
     def _sampler(self, offset: int) -> optuna.samplers.BaseSampler:
         seed = self.sampler_conf.get("seed")
@@ -185,52 +273,104 @@ class Search:
         )
 
     def _ask(self, study: optuna.Study) -> list[Trial]:
-        """Up to n_jobs trials whose numbers are below n_trials. Another process may take the
-        last place between the count and the ask: a trial numbered beyond n_trials goes back to
-        WAITING, where the next continuation of the study takes it first."""
+        """Up to n_jobs trials with a place of n_trials; queued retries come first. Another
+        process may take the last place between the count and the ask: a trial whose lower
+        numbered ones hold every place goes back to WAITING, where the next ask takes it first."""
         batch: list[Trial] = []
-        with quiet():
-            fail_stale_trials(study)  # left RUNNING by a killed process: they count as failed
-            while len(batch) < self.n_jobs:
-                if len(study.get_trials(deepcopy=False, states=COUNTED)) >= self.n_trials:
-                    break
-                trial = study.ask()
-                if trial.number >= self.n_trials:
-                    trial.storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
-                    break
-                if not self.seeded:  # reseeded by this process's first trial: see config.py
-                    study.sampler, self.seeded = self._sampler(trial.number), True
-                batch.append(trial)
+        try:
+            with quiet():
+                fail_stale_trials(study)  # left RUNNING by a killed process: failed, and retried
+                while len(batch) < self.n_jobs:
+                    if len(holders(study.get_trials(deepcopy=False))) >= self.n_trials:
+                        break
+                    batch.append(trial := study.ask())
+                    before = holders(study.get_trials(deepcopy=False))
+                    if sum(t.number < trial.number for t in before) >= self.n_trials:
+                        trial.storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                        batch.pop()
+                        break
+                    if not self.seeded:  # reseeded by this process's first trial: see config.py
+                        study.sampler, self.seeded = self._sampler(trial.number), True
+        except BaseException:  # a stop signal while asking
+            self._end_unended(study, batch)
+            raise
         return batch
 
     @staticmethod
     def _suggest(
-        trial: Trial, space: dict[str, BaseDistribution], fixed: dict[str, str]
+        study: optuna.Study,
+        trial: Trial,
+        space: dict[str, BaseDistribution],
+        fixed: dict[str, str],
     ) -> list[str]:
-        values = {name: trial._suggest(name, dist) for name, dist in space.items()}
+        values = {}
+        for name, dist in space.items():
+            try:
+                values[name] = trial._suggest(name, dist)
+            except ValueError as e:  # a value enqueued into the study outside the search space
+                study.tell(trial, state=TrialState.FAIL)
+                refuse(
+                    f"trial {trial.number} of the study {study.study_name!r} cannot take its "
+                    f"queued {name} ({str(e).rstrip('.')}); it is recorded as failed, and the "
+                    "same command goes on with the next trial"
+                )
         return [f"{k}={v}" for k, v in values.items()] + [f"{k}={v}" for k, v in fixed.items()]
 
-    def _run(self, study: optuna.Study, batch: list[Trial], overrides: list[list[str]]) -> None:
+    def _run(
+        self,
+        study: optuna.Study,
+        batch: list[Trial],
+        space: dict[str, BaseDistribution],
+        fixed: dict[str, str],
+    ) -> None:
         """Launch the batch and tell each trial's end; a trial left unended (a signal stopped
-        the sweep, the launcher broke) is told FAIL, so no RUNNING trial outlives this process."""
+        the sweep, the launcher broke) is rerun by the study's next command."""
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(batch, stop), daemon=True)
         running.update({trial.number: trial for trial in batch})
         beat.start()
         try:
+            overrides = [self._suggest(study, trial, space, fixed) for trial in batch]
             for trial, ret in zip(batch, self._launch(batch, overrides), strict=True):
                 self._tell(study, trial, ret)
+        except Interrupted as e:  # train.py prints how to continue: the study's, not the job's
+            if self.storage is not None:
+                e.study_command = self._command()
+            raise
         finally:
             stop.set()
             beat.join()
-            for trial in batch:
-                running.pop(trial.number, None)
-                if trial.storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                    study.tell(trial, state=TrialState.FAIL)
+            self._end_unended(study, batch)
+
+    @staticmethod
+    def _end_unended(study: optuna.Study, trials: list[Trial]) -> None:
+        """Each trial still RUNNING is told FAIL and its rerun queued: no RUNNING trial outlives
+        this process, and no place of n_trials is lost."""
+        for trial in trials:
+            running.pop(trial.number, None)
+            frozen = trial.storage.get_trial(trial._trial_id)
+            if frozen.state == TrialState.RUNNING:
+                study.tell(trial, state=TrialState.FAIL)
+                retry(study, frozen)
+
+    def _command(self) -> str:
+        """The command that continues the study: the sweep's own, with its storage, study name
+        and sweep directory spelled out (a search config or its defaults may have set them)."""
+        hydra = self.config.hydra
+        # unresolved: an override may hold an interpolation that only a job resolves
+        given = OmegaConf.to_container(hydra.overrides, resolve=False)
+        given = [*given["task"], *given["hydra"]]
+        kept = [o for o in given if o.split("=", 1)[0].lstrip("+~") not in STUDY_KEYS]
+        values = (self.storage, self.study_name, Path(hydra.sweep.dir).resolve())
+        spelled = [paste_override(k, v) for k, v in zip(STUDY_KEYS, values, strict=True)]
+        # the others as typed: Hydra parses them again the same way
+        return " ".join(["python train.py -m", *map(shlex.quote, kept), *spelled])
 
     def _heartbeat(self, batch: list[Trial], stop: threading.Event) -> None:
+        """While the batch runs: a trial whose heartbeat stops (its process was killed) is
+        failed and retried by the next process that asks the study for a trial."""
         storage = batch[0].storage
-        if not isinstance(storage, RDBStorage):
+        if not is_heartbeat_enabled(storage):
             return
         while True:
             for trial in batch:
@@ -282,6 +422,8 @@ class Search:
             "study_name": study.study_name,
             "storage": self.storage,
             "trials": {k: v for k, v in counts.items() if v},
+            # reruns of trials that never ended (interrupted, killed; counted above as failed)
+            "retried": sum(RETRY_OF in t.user_attrs for t in trials),
         }
         try:
             best = study.best_trial
@@ -289,6 +431,11 @@ class Search:
             log.info(f"Best trial {best.number}: {best.value} with {best.params}")
         except ValueError:  # no trial completed
             log.warning("No trial of the study completed")
-        OmegaConf.save(
-            OmegaConf.create(results), f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
-        )
+        if counts["running"]:
+            log.info(
+                f"{counts['running']} trial(s) still running: in another process, or in one killed "
+                "less than two heartbeat intervals ago, which the next command fails and reruns"
+            )
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # not there when this command ran no trial
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")

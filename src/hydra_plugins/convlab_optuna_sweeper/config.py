@@ -62,16 +62,21 @@ class ConvlabOptunaSweeperConf:
     sampler: Any = None
     pruner: Any = None
     direction: str = "minimize"  # or maximize
+    # what the task function returns (train.py's main: val/acc); recorded in a new study, and a
+    # study recorded with another metric is refused, as is one of the other direction
+    metric: str | None = None
     study_name: str | None = None  # needed to continue or share a study kept in a storage
     # null: in memory, gone at the end; an SQLAlchemy URL (sqlite:///search.db,
     # postgresql://...) keeps the study: the same command continues it, other processes share it
     storage: str | None = None
-    n_trials: int = 20  # the study's total: a continued or shared study runs only what is left
+    # the study's total: a continued or shared study runs only what is left; a trial that never
+    # ended (interrupted, killed) is rerun with its parameters, and only the rerun counts
+    n_trials: int = 20
     n_jobs: int = 1  # trials asked per batch, launched together (in parallel by e.g. joblib)
     # the search stops once more than this fraction of this process's trials failed
     max_failure_rate: float = 1.0
-    # with a storage, a trial left RUNNING by a killed process is marked FAIL once its heartbeat
-    # (written every heartbeat_interval seconds while it runs) is twice this old
+    # with a storage, a trial left RUNNING by a killed process is marked FAIL (and rerun) once its
+    # heartbeat (written every heartbeat_interval seconds while it runs) is twice this old
     heartbeat_interval: int = 60
     # the search space, in Hydra's override syntax: choice(a, b), interval(0, 1),
     # tag(log, interval(1e-4, 1e-1)), range(1, 10); a plain value fixes a key
