@@ -169,6 +169,15 @@ def run_script(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def run_to_the_end(run_dir: Path, *overrides: str):
+    """The record of an uninterrupted run through the CLI: what a stopped one must end as."""
+    from convlab.record import RunRecord
+
+    out = cli(*overrides, f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0, out.stderr
+    return RunRecord.read(run_dir / "metrics.json")
+
+
 def printed_command(output: str, prefix: str = "continue with: ") -> list[str]:
     """The arguments after ``python train.py`` of the command that a line of output prints."""
     line = next(line for line in output.splitlines() if prefix in line)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from convlab.record import RunRecord
-from tests.helpers import KILL, TINY, cli, comparable, printed_command
+from tests.helpers import KILL, TINY, cli, comparable, printed_command, run_to_the_end
 
 # 3 epochs of 3 steps; the kill lands in the middle of the third epoch (after step 7 of 9)
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", "data.resize=32"]
@@ -14,10 +14,7 @@ RESUMABLE = [*TINY, "trainer.max_epochs=3", "augment=erase", "model=vgg_small", 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> RunRecord:
     """The record of the run the stopped-and-resumed ones must end equal to (trained once)."""
-    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    full = cli(*RESUMABLE, f"hydra.run.dir={run_dir}")
-    assert full.returncode == 0, full.stderr
-    return RunRecord.read(run_dir / "metrics.json")
+    return run_to_the_end(tmp_path_factory.mktemp("uninterrupted") / "run", *RESUMABLE)
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ from tests.helpers import (
     comparable,
     one_line_error,
     printed_command,
+    run_to_the_end,
 )
 
 # The same val/acc after every epoch (a learning rate of 1e-30 leaves LeNet's weights as they are,
@@ -91,10 +92,7 @@ def test_kill_9_after_an_epoch_that_did_not_improve_resumes_at_the_next_epoch(tm
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> RunRecord:
     """The record every stopped and continued run of ``KILLED`` must end with."""
-    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    out = cli(*KILLED, f"hydra.run.dir={run_dir}")
-    assert out.returncode == 0, out.stderr
-    return RunRecord.read(run_dir / "metrics.json")
+    return run_to_the_end(tmp_path_factory.mktemp("uninterrupted") / "run", *KILLED)
 
 
 @pytest.mark.slow

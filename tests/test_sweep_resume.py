@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from convlab.errors import ConvlabError
 from convlab.record import RunRecord
+from convlab.train import run
 from tests.helpers import (
     KILL,
     KILLED,
@@ -111,8 +113,6 @@ def test_evaluate_again_evaluates_on_the_runs_own_data(tmp_path):
 
 
 def test_the_record_describes_the_checkpoint_that_was_tested_whatever_the_monitor(tmp_path):
-    from convlab.train import run
-
     record = run(
         overrides=[
             *TINY,
@@ -161,8 +161,8 @@ def test_what_resume_may_change_leaves_the_numbers_as_they_were(killed_copy, tmp
 def test_resume_refuses_what_may_change_the_numbers(killed_copy, override):
     before = tree_state(killed_copy)
     extra = [] if override.startswith("~") else [KILL]
-    out = cli(f"resume={killed_copy}", *extra, override)
-    assert "differs from the one its checkpoint was trained with" in one_line_error(out)
+    with pytest.raises(ConvlabError, match="differs from the one its checkpoint was trained with"):
+        run(overrides=[f"resume={killed_copy}", *extra, override])
     assert tree_state(killed_copy) == before
 
 

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
 
 from convlab import safe_files
 from convlab.errors import ConvlabError
+from convlab.paths import CONF_DIR
 from convlab.rundir import CLAIM_TOKEN, RunDir
 from convlab.train import run
+from convlab.write_paths import WriteGuard
 from tests.helpers import KILL, ROOT, STOP, TINY, cli, one_line_error, tree_state
 
 
@@ -43,13 +46,8 @@ def test_a_link_planted_in_a_run_directory_is_refused_and_its_target_untouched(
     (killed_copy / planted).unlink(missing_ok=True)
     os.symlink(sentinel, killed_copy / planted)
     before = unchanged(sentinel)
-    out = cli(f"resume={killed_copy}", KILL)
-    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
-    assert (
-        "symbolic link" in out.stderr
-        or "cannot be opened" in out.stderr
-        or "finished" in out.stderr
-    )
+    with pytest.raises(ConvlabError, match="symbolic link|cannot be opened|finished"):
+        run(overrides=[f"resume={killed_copy}", KILL])
     assert unchanged(sentinel) == before
 
 
@@ -105,28 +103,54 @@ def test_stale_temporaries_are_removed_links_among_them_without_touching_targets
         "trainer.default_root_dir={finished}",
         "paths.data_dir={finished}/data",
         "hydra.run.dir={finished}/nested",
-        "hydra.output_subdir=.hydra hydra.run.dir={finished}",
-        "hydra/job_logging=default hydra.run.dir={finished}",
-        "-m hydra.sweep.dir={finished}/sweep",
-        "-m hydra.sweep.dir={finished}",
         "logger=mlflow logger.mlflow.tracking_uri=sqlite:///{finished}/mlflow.db",
         "data=fashion_mnist data.download=true data.root={finished}/data",
-        "-m hparams_search=lenet_optuna hydra.sweeper.n_trials=1"
-        " hydra.sweeper.storage=sqlite:///{finished}/optuna.db",
         "callbacks.model_checkpoint.save_last=link",
     ],
 )
 def test_no_setting_writes_into_a_finished_run(finished, tmp_path, override):
     before = unchanged(finished)
     args = override.format(finished=finished).split()
-    if not any(a.startswith("hydra.run.dir") or a == "-m" for a in args):
+    if not any(a.startswith("hydra.run.dir") for a in args):
         args.append(f"hydra.run.dir={tmp_path / 'new'}")
-    flags = [a for a in args if a.startswith("-")]  # Hydra's flags before the overrides
-    out = cli(*flags, *TINY, *[a for a in args if a not in flags])
-    line = one_line_error(out)
-    assert str(finished) in line or any(
-        words in line for words in ("hydra/job_logging", "output_subdir", "save_last=link")
-    )
+    with pytest.raises(ConvlabError, match=f"{finished}|save_last=link"):
+        run(overrides=[*TINY, *args])
+    assert unchanged(finished) == before
+
+
+def hydra_config(overrides: list[str]):
+    """The composed config with its hydra node, as Hydra hands it to its callbacks."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize(
+    "override, start",
+    [
+        ("hydra.output_subdir=.hydra hydra.run.dir={finished}", "run"),
+        ("hydra/job_logging=default hydra.run.dir={finished}", "run"),
+        ("hydra.sweep.dir={finished}/sweep", "multirun"),
+        ("hydra.sweep.dir={finished}", "multirun"),
+        (
+            "hparams_search=lenet_optuna hydra.sweeper.storage=sqlite:///{finished}/optuna.db",
+            "multirun",
+        ),
+    ],
+)
+def test_hydra_is_stopped_before_it_writes_into_a_finished_run(finished, override, start):
+    """Hydra writes .hydra/, a log file and multirun.yaml before a job starts: its callback
+    refuses first, in one line."""
+    config = hydra_config([*TINY, *override.format(finished=finished).split()])
+    guard = WriteGuard()
+    with pytest.raises(SystemExit, match="^convlab: error: ") as stopped:
+        getattr(guard, f"on_{start}_start")(config)
+    assert "\n" not in str(stopped.value)
+
+
+def test_the_guard_runs_before_hydra_writes(finished):
+    before = unchanged(finished)
+    out = cli(*TINY, "hydra.output_subdir=.hydra", f"hydra.run.dir={finished}")
+    assert "hydra.output_subdir would make Hydra write" in one_line_error(out)
     assert unchanged(finished) == before
 
 
@@ -194,10 +218,18 @@ def rank_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("variable", ["RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID"])
-def test_a_rank_without_a_world_is_refused(finished, variable):
+def test_a_rank_without_a_world_is_refused(finished, variable, monkeypatch):
+    for name in ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID", "WORLD_SIZE", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(ConvlabError, match=f"{variable}=1 makes this process rank 1"):
+        RunDir(finished, resuming=False)
+
+
+def test_the_cli_refuses_a_rank_without_a_world_before_anything(finished):
     before = unchanged(finished)
-    out = rank_cli({variable: "1"}, f"hydra.run.dir={finished}")
-    assert f"{variable}=1 makes this process rank 1" in one_line_error(out)
+    out = rank_cli({"NODE_RANK": "1"}, f"hydra.run.dir={finished}")
+    assert "NODE_RANK=1 makes this process rank 1" in one_line_error(out)
     assert unchanged(finished) == before
 
 

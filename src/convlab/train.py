@@ -252,10 +252,10 @@ class Tested(NamedTuple):
 def _run(cfg: DictConfig, run_dir: RunDir) -> RunRecord:
     """The run's stages, top to bottom."""
     validate(cfg)
+    last = _check_resume(cfg, run_dir) if run_dir.resuming else None  # None: it starts over
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
-    last = _check_resume(cfg, run_dir) if run_dir.resuming else None  # None: it starts over
     datamodule, classifier = _build_run(cfg)
     run_dir.publish_claim()  # the checks passed: other ranks may start
     trainer = _trainer(cfg, run_dir, last)

@@ -3,7 +3,7 @@ import tracemalloc
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from convlab.data import idx
@@ -215,6 +215,7 @@ def test_fuzz_random_bytes_load_or_raise_idx_error(tmp_path, blob, gz):
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), st.binary(max_size=64))
+@example(shape=[16485, 33447224, 33455744, 0], body=b"")  # no element, yet too large a shape
 def test_fuzz_headers_claiming_any_shape(tmp_path, shape, body):
     path = tmp_path / "h"
     path.write_bytes(

@@ -97,7 +97,9 @@ def read_idx(path: str | Path, ndim: int | None = None) -> torch.Tensor:
                 raise IDXError(f"{path}: truncated header; {fix}")
             shape = [int.from_bytes(raw_shape[4 * i : 4 * i + 4], "big") for i in range(dims)]
             count = math.prod(shape)
-            if count > _MAX_ELEMENTS:
+            # the sizes beside a 0 count too: torch refuses a shape whose non-zero sizes'
+            # product overflows, even with no element in it
+            if math.prod(max(size, 1) for size in shape) > _MAX_ELEMENTS:
                 raise IDXError(f"{path}: header claims shape {shape}, too large to be real; {fix}")
             expected = 4 + 4 * dims + count
             if path.suffix == ".gz" and (size := _single_member_size(path, expected)) is not None:
