@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import convlab.run_names  # noqa: F401  (registers the default run directory's resolvers)
 from convlab.errors import ConvlabError
 from convlab.hints import check_group_keys
 from convlab.resume import AlreadyFinished, expand_resume

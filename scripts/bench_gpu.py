@@ -58,13 +58,17 @@ def features(variant: str) -> list[str]:
 
 
 def resized_once(images: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> uint8 (N, size, size) through the same resize, done before training."""
-    to_unit = Preprocess(size).to(device)  # mean 0, std 1: pixels in [0, 1]
+    """uint8 (N, H, W) or (N, C, H, W) -> uint8 (N, [C,] size, size) through the same resize,
+    done before training."""
+    grey = images.dim() == 3
+    # mean 0, std 1: pixels in [0, 1]
+    to_unit = Preprocess(size, channels=1 if grey else images.shape[1]).to(device)
     chunks = [
-        to_unit(chunk.to(device)).mul_(255).round_().to(torch.uint8).cpu()[:, 0]  # (n, S, S)
+        to_unit(chunk.to(device)).mul_(255).round_().to(torch.uint8).cpu()  # (n, C, S, S)
         for chunk in images.split(1024)
     ]
-    return torch.cat(chunks)
+    resized = torch.cat(chunks)
+    return resized[:, 0] if grey else resized
 
 
 def bench_variant(args, model: str, size: int, variant: str, run_dir: str) -> dict:

@@ -9,7 +9,8 @@
 # Steps, in priority order (a step that fails or runs out of time is recorded and the next runs):
 #   1  experiment=resnet18_tuned trainer=gpu: time to >= 0.94 test accuracy
 #   2  scripts/bench_gpu.py: images/s in fp32, bf16 + channels_last, and + torch.compile
-#   3  vgg_tuned, then resnet18_book, vgg_book, alexnet_book, nin_book, while step 3's time lasts
+#   3  vgg_tuned, then resnet18_book, vgg_book, alexnet_book, nin_book, resnet18_notes, vgg_notes,
+#      while step 3's time lasts
 #   4  trainer=ddp trainer.devices=1: a short DDP run
 # Each step has a time cap (CAP1..CAP4 seconds, from the environment; the defaults sum to 360 s).
 #
@@ -142,7 +143,8 @@ bench 2d bf16_cl_compile_vgg_small vgg_small:224 bf16+cl+compile module.compile=
 bench 2e bf16_cl_compile_resnet18 resnet18:96 bf16+cl+compile module.compile=true
 
 group "$CAP3"
-for name in 3a:vgg_tuned 3b:resnet18_book 3c:vgg_book 3d:alexnet_book 3e:nin_book; do
+for name in 3a:vgg_tuned 3b:resnet18_book 3c:vgg_book 3d:alexnet_book 3e:nin_book 3f:resnet18_notes \
+    3g:vgg_notes; do
   train "${name%%:*}" "${name#*:}" experiment="${name#*:}" trainer=gpu
 done
 

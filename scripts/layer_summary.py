@@ -25,8 +25,9 @@ def main(overrides: list[str]) -> None:
     validate(cfg)
     net = instantiate(constructor_args(cfg.model))
     h, w = pair(cfg.data.resize)
-    print(f"{cfg.model._target_} on a (1, {cfg.data.channels}, {h}, {w}) input")
-    print(layer_table(net, (1, cfg.data.channels, h, w)))
+    channels = cfg.model.in_channels  # the network's: 3 where data.grey_to_rgb repeats grey
+    print(f"{cfg.model._target_} on a (1, {channels}, {h}, {w}) input")
+    print(layer_table(net, (1, channels, h, w)))
 
 
 if __name__ == "__main__":

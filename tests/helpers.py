@@ -43,6 +43,7 @@ TINY = [
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
     "callbacks.dashboards=null",
+    "callbacks.book_figure=null",
 ]
 # two epochs of three steps: the run conftest's ``killed_run`` kills in its second epoch
 KILLED = [*TINY, "trainer.max_epochs=2"]

@@ -21,6 +21,9 @@ def test_debug_overfit_drives_the_loss_to_zero_on_three_batches(run_dir):
     losses = [row["train/loss"] for row in record.history]
     steps = 3 * len(losses)  # overfit_batches=3: three optimizer steps an epoch
     assert steps <= 500 and losses[-1] < 0.01, (steps, losses[-5:])
+    # validation stays off (overfit_batches would turn it on): the record is of the final weights
+    assert not record.validation and not any("val/acc" in row for row in record.history)
+    assert record.best_epoch is None and record.tested == "final weights (validation off)"
 
 
 def test_overfit_batches_are_the_same_batches_every_epoch(run_dir):

@@ -13,7 +13,10 @@ import pytest
 from tests.helpers import ROOT
 
 SCRIPTS = [ROOT / "scripts" / "gpu_prepare.sh", ROOT / "scripts" / "gpu_run.sh"]
-TRAINING = ["resnet18_tuned", "vgg_tuned", "resnet18_book", "vgg_book", "alexnet_book", "nin_book"]
+TRAINING = [
+    *("resnet18_tuned", "vgg_tuned", "resnet18_book", "vgg_book", "alexnet_book", "nin_book"),
+    *("resnet18_notes", "vgg_notes"),
+]
 BENCH = [
     "fp32",
     "bf16_cl",

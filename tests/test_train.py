@@ -109,6 +109,7 @@ def test_a_pickled_payload_is_refused_and_never_runs(tmp_path):
 
 def test_hparams_tab_gets_config_and_final_metrics(run_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
     record = tiny_run(run_dir)
     tags, hparams, logged = set(), {}, None
@@ -120,9 +121,13 @@ def test_hparams_tab_gets_config_and_final_metrics(run_dir):
             logged = acc.Scalars("hp/test_acc")[-1].value
         with contextlib.suppress(KeyError):  # only the file written at the end holds HPARAMS
             hparams |= acc.PluginTagToContent("hparams")
-    info = hparams["_hparams_/session_start_info"]
-    assert b"model" in info and b"optimizer.lr" in info and b"callbacks" not in info
+    info = HParamsPluginData.FromString(hparams["_hparams_/session_start_info"])
+    columns = set(info.session_start_info.hparams)
+    assert {"data", "model", "optimizer.lr"} <= columns
+    assert not any("callbacks" in c for c in columns)
+    assert info.session_start_info.hparams["data"].string_value == "synthetic"
     assert {"val/acc", "train/loss", "train/acc", "hp/test_acc", "hp/val_acc"} <= tags
+    assert "epoch" not in tags  # Lightning's own: it sorted first and became a metric column
     assert logged == pytest.approx(record.metrics["test/acc"])
 
 
@@ -201,7 +206,7 @@ def test_a_checkpoint_alone_classifies_raw_images(run_dir):
 
 
 def test_a_schedule_too_short_for_its_phases_says_so(run_dir):
-    with pytest.raises(ConvlabError, match="4 training steps are too few.*scheduler=none"):
+    with pytest.raises(ConvlabError, match="steps the scheduler 4 times, too few.*scheduler=none"):
         tiny_run(run_dir, "trainer.limit_train_batches=4")
 
 

@@ -59,6 +59,9 @@ def test_a_crafted_checkpoint_runs_nothing_anywhere(finished, tmp_path):
     evil = crafted(checkpoint_of(finished), tmp_path / "evil.ckpt", marker)
     with pytest.raises(ConvlabError, match="names 'shutil.copyfileobj', which no config"):
         load_classifier(evil)
+    # every class it names allowed: its Hydra keys and nested targets are still not plain values
+    with pytest.raises(ConvlabError, match="holds '_args_'.*which is not a plain value"):
+        load_classifier(evil, allow=["shutil.copyfileobj", "io.StringIO", "builtins.open"])
     out = cli(*TINY, "train=false", f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert "which no config in conf/model/ registers" in one_line_error(out)
     # resume: the crafted file as an unfinished run's last.ckpt
@@ -256,6 +259,9 @@ def test_resume_trusts_only_plain_recorded_overrides(finished, tmp_path):
     recorded = yaml.safe_load(saved.read_text())
     saved.write_text(yaml.safe_dump([*recorded, "optimizer._target_=torch.optim.RMSprop"]))
     with pytest.raises(ConvlabError, match="optimizer._target_=torch.optim.RMSprop names code"):
+        run(overrides=[f"resume={edited}"])
+    saved.write_text(yaml.safe_dump([*recorded, "allow=[os.system]"]))  # classes to build
+    with pytest.raises(ConvlabError, match=r"allow=\[os.system\] names code"):
         run(overrides=[f"resume={edited}"])
     saved.write_text(yaml.safe_dump([*recorded, "hydra.job.chdir=true"]))
     with pytest.raises(ConvlabError, match="sets Hydra itself"):

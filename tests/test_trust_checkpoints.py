@@ -172,9 +172,13 @@ REFUSED = {
         "its preprocessing channels=7 is invalid",
     ),
     "std 0": (lambda m: m["preprocess"].update(std=0), "its preprocessing std=0 is invalid"),
-    "a list as mean": (
-        lambda m: m["preprocess"].update(mean=[0.2]),
-        r"its preprocessing mean=\[0.2\] is invalid",
+    "two means for one channel": (
+        lambda m: m["preprocess"].update(mean=[0.2, 0.2]),
+        r"its preprocessing data.mean=\[0.2, 0.2\] has 2 numbers, one per channel, and data.ch",
+    ),
+    "no grey_to_rgb in version 2": (
+        lambda m: m["preprocess"].pop("grey_to_rgb"),
+        "its preprocessing grey_to_rgb=None is invalid",
     ),
     "a size of 0": (
         lambda m: m["preprocess"].update(size=[0, 28]),

@@ -19,10 +19,14 @@ from convlab.errors import ConvlabError
 from convlab.registry import check_plain_dict, is_plain
 from convlab.restored_state import checked_restore
 from convlab.safe_files import write_with
+from convlab.schedulers import with_stepping
 from convlab.validate import preprocess_problem
 
 META_KEY = "convlab"  # where the metadata sits in Lightning's checkpoint dict
-META_VERSION = 1  # raise when the layout below changes; older layouts are then named in errors
+META_VERSION = 2  # raise when the layout below changes; older layouts are then named in errors
+# version 1's data.channels was the network's: 3 on grey images repeated the grey channel, and only
+# this data module stored 3 channels. Version 2 names the stored channels and the repeat apart.
+V1_STORED_RGB = "convlab.data.datamodule.SyntheticDataModule"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -173,10 +177,10 @@ class CheckpointMeta:
             )
         _check_plain_data(meta, path)  # first: what follows and its callers see plain data only
         version = meta.get("version", 1)  # the first layout was written without a number
-        if version != META_VERSION:
+        if version not in (1, META_VERSION):
             raise ConvlabError(
-                f"{path} has checkpoint format {version!r}, this convlab reads {META_VERSION}; "
-                "use the convlab version that saved it"
+                f"{path} has checkpoint format {version!r}, this convlab reads 1 to "
+                f"{META_VERSION}; use the convlab version that saved it"
             )
         config, names = meta.get("config"), meta.get("class_names")
         if not isinstance(config, dict) or not all(
@@ -197,6 +201,9 @@ class CheckpointMeta:
             {k: v for k, v in _as_dict(meta.get("preprocess"), path).items() if k != "augment"},
             f"{path}'s preprocessing",
         )
+        if version == 1:
+            config, preprocess = _stored_channels(config, preprocess)
+        config = with_stepping(config)
         if why := preprocess_problem(preprocess):
             raise ConvlabError(f"{path}: its preprocessing {why}; {NOT_CONVLAB}")
         augment = meta["preprocess"].get("augment")
@@ -210,6 +217,15 @@ class CheckpointMeta:
             preprocess={**preprocess, "augment": augment},
             version=META_VERSION,
         )
+
+
+def _stored_channels(config: dict, preprocess: dict) -> tuple[dict, dict]:
+    """A version 1 checkpoint's config and preprocessing in version 2's keys: its channels=3 on
+    grey data becomes channels=1 with grey_to_rgb=true, in both, so evaluation and resume compose
+    and compare the keys of today."""
+    repeated = preprocess.get("channels") == 3 and config["data"].get("_target_") != V1_STORED_RGB
+    keys = {"channels": 1 if repeated else preprocess.get("channels"), "grey_to_rgb": repeated}
+    return {**config, "data": {**config["data"], **keys}}, {**preprocess, **keys}
 
 
 def _as_dict(value, path) -> dict:

@@ -1,7 +1,8 @@
 """The one LightningModule: any image-classification nn.Module plus loss, metrics and optimizer.
 
 Optimizer and scheduler arrive as ``functools.partial`` objects built from ``_partial_`` configs and
-are finished in ``configure_optimizers``; nothing model-specific lives here.
+are finished in ``configure_optimizers``, the scheduler stepped as its ``scheduler_step`` config
+says (``convlab.schedulers``); nothing model-specific lives here.
 """
 
 import inspect
@@ -13,22 +14,19 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convlab.checkpoint_io import META_KEY, CheckpointMeta
 from convlab.errors import ConvlabError
+from convlab.schedulers import LENGTH_ARGS, lightning_config
 
 
 class StageMetrics(NamedTuple):
     loss: MeanMetric
     acc: MetricCollection
     confusion: MulticlassConfusionMatrix | None  # counted for the dashboards; none in training
-
-
-# Scheduler arguments that mean "the length of training"; left unset in a config, they are filled
-# with the run's number of optimizer steps (convlab steps every scheduler once per batch).
-_LENGTH_ARGS = ("total_steps", "T_max", "total_iters")
 
 
 class Classifier(L.LightningModule):
@@ -45,6 +43,7 @@ class Classifier(L.LightningModule):
         num_classes: int,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        scheduler_step: dict | None = None,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
         checkpoint_meta: dict | None = None,
@@ -52,6 +51,8 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.net, self.preprocess = net, preprocess
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        # how the scheduler is stepped (interval, frequency, monitor, mode); given with a scheduler
+        self.scheduler_step = scheduler_step
         self.label_smoothing = label_smoothing
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # CheckpointMeta's fields but the preprocessing (the resolved config, the model's option
@@ -137,6 +138,20 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_diverged()
+        self._step_on_metric()
+
+    def _step_on_metric(self) -> None:
+        """A scheduler that follows a metric (ReduceLROnPlateau) takes its epoch's step here,
+        before the epoch's checkpoint is written (callbacks that monitor run after this hook).
+        Lightning would step it after the checkpoint, and a run resumed from that checkpoint would
+        never take the step: Lightning skips it on a restart."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.reduce_on_plateau and (self.current_epoch + 1) % config.frequency == 0:
+                config.scheduler.step(self.trainer.callback_metrics[config.monitor])
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        if not isinstance(scheduler, ReduceLROnPlateau):  # that one steps in on_train_epoch_end
+            super().lr_scheduler_step(scheduler, metric)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -144,27 +159,56 @@ class Classifier(L.LightningModule):
             return optimizer
         accepted = inspect.signature(self.scheduler_factory.func).parameters
         given = self.scheduler_factory.keywords
-        unset = [a for a in _LENGTH_ARGS if a in accepted and given.get(a) is None]
-        steps = self.trainer.estimated_stepping_batches
-        if unset and math.isinf(steps):
-            raise ConvlabError(
-                f"the scheduler takes its length ({unset[0]}) from the run, and "
-                "trainer.max_epochs=-1 has none; set trainer.max_epochs or trainer.max_steps, "
-                "or use scheduler=none"
-            )
-        length = dict.fromkeys(unset, int(steps))
+        unset = [a for a in LENGTH_ARGS if a in accepted and given.get(a) is None]
+        calls = self._scheduler_calls(unset[0]) if unset else None
         try:
-            scheduler = self.scheduler_factory(optimizer, **length)
-        except ZeroDivisionError:  # OneCycleLR when pct_start x total steps is exactly 1
+            scheduler = self.scheduler_factory(optimizer, **dict.fromkeys(unset, calls))
+        except ZeroDivisionError:  # OneCycleLR when pct_start x its length is exactly 1
+            if calls is None:
+                raise
             raise ConvlabError(
-                f"{self.trainer.estimated_stepping_batches} training steps are too few for this "
-                "scheduler's phases; train longer or use scheduler=none"
+                f"the run steps the scheduler {calls} times, too few for its phases; train "
+                "longer or use scheduler=none"
             ) from None
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            "lr_scheduler": lightning_config(scheduler, self.scheduler_step),
         }
+
+    def _scheduler_calls(self, length: str) -> int:
+        """How many times the run steps the scheduler, a length its config left null: the run's
+        optimizer steps or epochs (scheduler_step.interval), over scheduler_step.frequency."""
+        interval, frequency = self.scheduler_step["interval"], self.scheduler_step["frequency"]
+        if interval == "step":
+            runs = self.trainer.estimated_stepping_batches
+            fix = "trainer.max_epochs or trainer.max_steps"
+        else:
+            runs, fix = self.trainer.max_epochs, "trainer.max_epochs"
+        if math.isinf(runs) or runs < 0:
+            raise ConvlabError(
+                f"the scheduler takes its length ({length}) from the run, and "
+                f"trainer.max_epochs={self.trainer.max_epochs} has none; set {fix}, or use "
+                "scheduler=none"
+            )
+        calls = int(runs) // frequency
+        if calls < 1:
+            raise ConvlabError(
+                f"the run steps the scheduler {calls} times (every {frequency} of its {int(runs)} "
+                f"{interval}s); lower scheduler_step.frequency or train longer"
+            )
+        return calls
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         meta = CheckpointMeta(**self.checkpoint_meta, preprocess=self.preprocess.config)
         checkpoint[META_KEY] = meta.to_checkpoint()
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Refused in one line: Lightning's would call Classifier(**hparams), and a checkpoint
+        holds no hyperparameters to call it with (its optimizer and scheduler are code, which
+        data never names). load_classifier rebuilds the network by the safe path."""
+        raise ConvlabError(
+            f"Classifier.load_from_checkpoint cannot rebuild {checkpoint_path}: use "
+            "convlab.inference.load_classifier(path) for its network and preprocessing, or "
+            "python train.py train=false ckpt_path=<file> to evaluate it"
+        )

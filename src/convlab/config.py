@@ -12,6 +12,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, open_dict
 
+import convlab.run_names  # noqa: F401  (registers the default run directory's resolvers)
 from convlab.errors import ConvlabError
 from convlab.hints import check_group_keys
 from convlab.paths import conf_dir

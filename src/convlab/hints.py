@@ -20,6 +20,8 @@ def group_keys() -> dict[str, frozenset[str]]:
         if path.parent.name in ("experiment", "hparams_search", "debug", "hydra"):
             continue  # global packages: their keys are not the group's
         config = OmegaConf.load(path)
+        if path.read_text().startswith("# @package _global_"):  # the group's keys under its name
+            config = config.get(path.parent.name) or {}
         keys.setdefault(path.parent.name, set()).update(str(k) for k in config if k != "defaults")
     return {group: frozenset(k) for group, k in keys.items()}
 

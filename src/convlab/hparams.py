@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 from convlab.resume import parse_overrides
 
 FIXED = (
+    "data",
     "model",
     "optimizer",
     "optimizer.lr",
@@ -25,6 +26,8 @@ HIDDEN = (
     "logger",
     "resume",
     "ckpt_path",
+    "init_from",
+    "allow",
     "threads",
     "data.root",
     "data.system_dir",

@@ -1,6 +1,6 @@
 """A checkpoint alone as a classifier of raw images: no config files, DataModule or Lightning."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,11 +15,11 @@ from convlab.checkpoint_io import NOT_CONVLAB, CheckpointMeta, read_meta
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
 from convlab.registry import build_net
-from convlab.sizes import pair
 
 
 class ImageClassifier(nn.Sequential):
-    """Preprocessing and network from a convlab checkpoint: uint8 (N, H, W) images -> logits."""
+    """Preprocessing and network from a convlab checkpoint: uint8 (N, H, W) or (N, C, H, W)
+    images, as the dataset stores them -> logits."""
 
     def __init__(self, preprocess: Preprocess, net: nn.Module, class_names: list[str]):
         super().__init__()
@@ -90,13 +90,13 @@ def _check_weights_fit(model: nn.Module, weights: dict, where) -> None:
     raise ConvlabError(f"{where}: its weights do not fit its own model ({why})")
 
 
-def _check_outputs(net: nn.Module, meta: CheckpointMeta, where) -> None:
-    """One score per class name for an image of the preprocessing's size, worked out on the meta
+def _check_outputs(net: nn.Module, preprocess: Preprocess, meta: CheckpointMeta, where) -> None:
+    """One score per class name for an image as the preprocessing gives it, worked out on the meta
     device: with fewer, predict would index past the names; with more, name no class."""
-    h, w = pair(meta.preprocess["size"])
+    h, w = preprocess.size
     try:
         with torch.no_grad():
-            out = net.eval()(torch.empty(1, meta.preprocess["channels"], h, w, device="meta"))
+            out = net.eval()(torch.empty(1, preprocess.out_channels, h, w, device="meta"))
     except Exception as e:  # what the network makes of the saved sizes: the checkpoint's fault
         raise ConvlabError(
             f"{where}: its network does not take its {h}x{w} preprocessed images "
@@ -109,15 +109,18 @@ def _check_outputs(net: nn.Module, meta: CheckpointMeta, where) -> None:
         )
 
 
-def check_fits(meta: CheckpointMeta, saved: dict, where: str | Path) -> Preprocess:
+def check_fits(
+    meta: CheckpointMeta, saved: dict, where: str | Path, allow: Collection[str] = ()
+) -> Preprocess:
     """The checkpoint's network, built on the meta device, checked against its weights and class
     names; its preprocessing. A small file's config (``hidden=[300000, 300]``) would otherwise
-    allocate gigabytes before its weights were found not to fit."""
+    allocate gigabytes before its weights were found not to fit. Its class must be registered
+    or in ``allow`` (``convlab.registry``)."""
     preprocess = build_preprocess(meta, where)
     weights = saved["state_dict"]
-    shaped = build_net(meta.config["model"], _what(where), within=_on_meta(len(weights)))
+    shaped = build_net(meta.config["model"], _what(where), _on_meta(len(weights)), allow)
     _check_weights_fit(ImageClassifier(preprocess, shaped, meta.class_names), weights, where)
-    _check_outputs(shaped, meta, where)
+    _check_outputs(shaped, preprocess, meta, where)
     return preprocess
 
 
@@ -126,18 +129,20 @@ def _what(where) -> str:
 
 
 def build_from_meta(
-    meta: CheckpointMeta, saved: dict, where: str | Path
+    meta: CheckpointMeta, saved: dict, where: str | Path, allow: Collection[str] = ()
 ) -> tuple[nn.Module, Preprocess]:
     """Network and preprocessing as the run that saved ``meta`` built them, by the safe path:
     checked on the meta device first (``check_fits``), only then built for real."""
-    preprocess = check_fits(meta, saved, where)
-    return build_net(meta.config["model"], _what(where)), preprocess
+    preprocess = check_fits(meta, saved, where, allow)
+    return build_net(meta.config["model"], _what(where), allow=allow), preprocess
 
 
-def load_classifier(path: str | Path) -> ImageClassifier:
-    """Rebuild the network a checkpoint was trained with from the config it carries."""
+def load_classifier(path: str | Path, allow: Collection[str] = ()) -> ImageClassifier:
+    """Rebuild the network a checkpoint was trained with from the config it carries. Its class
+    must be one a config in ``conf/model/`` names, or one you name in ``allow``
+    (``["mypkg.MyNet"]``): a checkpoint is data, and never chooses the code it runs."""
     saved, meta = read_meta(path)
-    net, preprocess = build_from_meta(meta, saved, path)
+    net, preprocess = build_from_meta(meta, saved, path, allow)
     model = ImageClassifier(preprocess, net, meta.class_names)
     load_weights(model, saved, path)
     return model.eval()

@@ -5,6 +5,7 @@ import logging
 import threading
 import warnings
 
+from convlab.runlog import one_console_line_each
 from convlab.safe_files import no_room
 
 
@@ -16,5 +17,8 @@ def silence_library_noise() -> None:
         lambda record: "litlogger" not in record.getMessage()
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # the CSV log lives in the run directory by design, beside the run's other files
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not")
+    one_console_line_each()
     report = threading.excepthook
     threading.excepthook = lambda args: None if no_room(args.exc_value) else report(args)

@@ -3,7 +3,6 @@
 import json
 import os
 import platform
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
@@ -12,29 +11,10 @@ from typing import Any
 
 from convlab import safe_files
 from convlab.errors import ConvlabError
+from convlab.provenance import Source, source_state
 from convlab.rundir import METRICS
 
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf")
-
-
-def git_commit(repo: Path) -> str | None:
-    """HEAD of the repository the code runs from, with '+dirty' when the tree has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "-uno"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 def _version(name: str) -> str | None:
@@ -44,13 +24,17 @@ def _version(name: str) -> str | None:
         return None
 
 
-def environment(repo: Path) -> dict:
-    """Where and with what a run ran: enough to reproduce it or to explain a difference."""
+def environment(repo: Path, source: Source | None = None) -> dict:
+    """Where and with what a run ran: enough to reproduce it or to explain a difference. The
+    source is taken when the run starts (``convlab.provenance``), or now."""
     import torch  # here: reading records (compare.py) needs no torch
 
+    source = source if source is not None else source_state(repo)
+    commit = source.commit and source.commit + ("+dirty" if source.dirty else "")
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
-        "git_commit": git_commit(repo),
+        "git_commit": commit,
+        "source": source.record(),
         "python": sys.version.split()[0],
         "packages": {p: _version(p) for p in PACKAGES},
         "hardware": {
@@ -97,6 +81,9 @@ class RunRecord:
     timing: dict[str, float] = field(default_factory=dict)  # fit_s, wall_s
     paths: dict[str, str | None] = field(default_factory=dict)  # run_dir, checkpoint
     pruned_after_epoch: int | None = None
+    # a run started from a checkpoint's weights (init_from): its path, and the tensors whose shape
+    # differed and were re-initialised (init_from_strict=false); empty for a run from scratch
+    init_from: dict[str, Any] = field(default_factory=dict)
     version: int = RECORD_VERSION
 
     @property
@@ -112,6 +99,8 @@ class RunRecord:
         data = asdict(self)
         if self.pruned_after_epoch is None:
             del data["pruned_after_epoch"]
+        if not self.init_from:  # a run from scratch: its record as before init_from
+            del data["init_from"]
         return data
 
     @classmethod

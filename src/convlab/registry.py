@@ -2,12 +2,14 @@
 
 A checkpoint may come from anyone. Its model config is therefore never handed to Hydra's
 ``instantiate`` (whose blocklist is best-effort, not a security boundary): the class must be one
-that a config in ``conf/model/`` names, and every argument a plain value. A user's own
-``conf/model/<name>.yaml`` registers its class; there is no second list to keep.
+that a config in ``conf/model/`` names or that the caller allows by name (``allow``), and every
+argument a plain value. A user's own ``conf/model/<name>.yaml`` registers its class; there is no
+second list to keep.
 """
 
 import importlib
 import math
+from collections.abc import Collection
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import TYPE_CHECKING
@@ -27,7 +29,7 @@ _CONVLAB_KEYS = ("min_input_size",)
 
 @cache
 def model_classes() -> frozenset[str]:
-    """The ``_target_`` of every config in ``conf/model/``: the only classes data may name."""
+    """The ``_target_`` of every config in ``conf/model/``: the classes data may name unasked."""
     targets = set()
     for path in sorted((conf_dir() / "model").glob("*.yaml")):
         target = OmegaConf.load(path).get("_target_")  # configs with only `defaults:` inherit one
@@ -68,29 +70,51 @@ def constructor_args(model_cfg: dict) -> dict:
     return {k: v for k, v in model_cfg.items() if k not in _CONVLAB_KEYS}
 
 
-def _registered(model_cfg, what: str):
+def allowed(cfg) -> tuple[str, ...]:
+    """The classes beyond ``conf/model/``'s that a run may build from a checkpoint: its ``allow``
+    list and, in a run that trains, the model it names itself (``conf/`` and the command line are
+    trusted; a resumed run's checkpoint must equal that config before it is built)."""
+    allow = tuple(cfg.get("allow") or ())
+    return (*allow, cfg.model.get("_target_")) if cfg.get("train", True) else allow
+
+
+def _registered(model_cfg, what: str, allow: Collection[str] = ()):
     """The class a model config names and its keyword values, imported only if a config in
-    ``conf/model/`` registers the class and every value is plain; a ConvlabError otherwise."""
+    ``conf/model/`` registers the class or ``allow`` names it, and every value is plain; a
+    ConvlabError otherwise."""
     if not isinstance(model_cfg, dict):
         raise ConvlabError(f"{what} is not a mapping; it was not saved by convlab")
     target = model_cfg.get("_target_")
-    if not isinstance(target, str) or target not in model_classes():  # a list is unhashable
+    # a list is unhashable, and equals no allowed name
+    if not isinstance(target, str) or not (target in model_classes() or target in allow):
         raise ConvlabError(
-            f"{what} names {target!r}, which no config in conf/model/ registers; refusing to "
-            "build it (add conf/model/<name>.yaml for your own class)"
+            f"{what} names {target!r}, which no config in conf/model/ registers and nothing "
+            "allows; refusing to build it (if it is your own class: allow=[pkg.Class] on the "
+            "command line, load_classifier(path, allow=['pkg.Class']) in Python)"
         )
     kwargs = check_plain_dict({k: v for k, v in model_cfg.items() if k != "_target_"}, what)
     module, _, name = target.rpartition(".")
-    return getattr(importlib.import_module(module), name), constructor_args(kwargs)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:  # ValueError: no module part at all
+        raise ConvlabError(
+            f"{what} names {target!r}, which cannot be imported here ({e}); install the package "
+            "that defines it or put it on the Python path"
+        ) from None
+    return cls, constructor_args(kwargs)
 
 
 def build_net(
-    model_cfg, what: str = "the saved model config", within: AbstractContextManager | None = None
+    model_cfg,
+    what: str = "the saved model config",
+    within: AbstractContextManager | None = None,
+    allow: Collection[str] = (),
 ) -> "nn.Module":
-    """The network a saved model config describes, built only from a registered class and plain
-    keyword values; anything else is refused before anything is imported or called. The
-    constructor alone runs ``within`` the given context (``torch.device("meta")``: no memory)."""
-    cls, kwargs = _registered(model_cfg, what)
+    """The network a saved model config describes, built only from a registered or allowed class
+    and plain keyword values; anything else is refused before anything is imported or called.
+    The constructor alone runs ``within`` the given context (``torch.device("meta")``: no
+    memory)."""
+    cls, kwargs = _registered(model_cfg, what, allow)
     try:
         with within or nullcontext():
             return cls(**kwargs)
@@ -98,11 +122,11 @@ def build_net(
         raise ConvlabError(f"{what} does not build {cls.__name__}: {e}") from None
 
 
-def min_input_size(model_cfg, what: str = "the model config") -> int:
+def min_input_size(model_cfg, what: str = "the model config", allow: Collection[str] = ()) -> int:
     """The smallest data.resize (each side) the configured network takes, as its class computes
     it from the same arguments (``min_input_size(**config)``); 1 for a class that does not say.
     Checked as build_net checks, since a checkpoint's config reaches it too."""
-    cls, kwargs = _registered(model_cfg, what)
+    cls, kwargs = _registered(model_cfg, what, allow)
     if not hasattr(cls, "min_input_size"):
         return 1
     try:

@@ -8,6 +8,7 @@ then equal the one saved in the run's checkpoint, so an edited record cannot cha
 """
 
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from convlab.rundir import (
     hydra_quoted,
     is_finished,
     is_other_rank,
+    paste_override,
     refuse_interpolation,
 )
 from convlab.write_paths import is_path_key
@@ -37,13 +39,14 @@ if TYPE_CHECKING:  # checkpoints need torch, which the command line imports only
 
 _SWEEP = "is a sweep"
 CODE_KEYS = ("_target_", "_args_", "_partial_", "_call_", "_recursive_", "_convert_")
-# What a resumed run may set otherwise than its checkpoint's config: where things go and what is
-# shown, never what is computed (tests/test_sweep_resume.py shows these leave the numbers as they
-# were). Every other key is compared: threads, precision, clipping, determinism, callbacks, and
-# the run's length, which a schedule's saved state holds (OneCycleLR's total steps).
+# What a resumed run may set otherwise than its checkpoint's config: where things go, what is
+# shown and which classes a checkpoint may build (allow), never what is computed
+# (tests/test_sweep_resume.py shows these leave the numbers as they were). Every other key is
+# compared: threads, precision, clipping, determinism, callbacks, and the run's length, which a
+# schedule's saved state holds (OneCycleLR's total steps).
 MAY_DIFFER = re.compile(
-    r"resume|ckpt_path|test|claim_timeout|paths\..+|logger(\..+)?"
-    r"|data\.(root|system_dir|download)|callbacks\.[^.]+\.(dirpath|save_dir)"
+    r"resume|ckpt_path|test|claim_timeout|allow|paths\..+|logger(\..+)?"
+    r"|data\.(root|system_dir|download|max_memory_gb)|callbacks\.[^.]+\.(dirpath|save_dir)"
     r"|trainer\.(enable_progress_bar|enable_model_summary|log_every_n_steps|default_root_dir)"
     r"|callbacks\.(dashboards|progress_bar|epoch_time|lr_monitor|model_summary)(\..+)?"
 )
@@ -77,7 +80,8 @@ def _resume_dirs(overrides: list[str]) -> list[Path]:
 def _untrusted(override: Override) -> str | None:
     """Why a recorded override may not be taken from a run directory, or None if it may."""
     key = override.key_or_group
-    if any(part in CODE_KEYS for part in key.replace("/", ".").split(".")):
+    parts = key.replace("/", ".").split(".")
+    if parts[0] == "allow" or any(part in CODE_KEYS for part in parts):  # allow: classes to build
         return "names code"
     if key.split(".")[0].split("/")[0] == "hydra":
         return "sets Hydra itself"
@@ -175,11 +179,12 @@ def expand_resume(overrides: list[str]) -> list[str]:
             return list(overrides)
         return _expand_sweep(run_dir, flags, given)
     recorded = _recorded(run_dir)
+    _refuse_another_start(given, recorded, run_dir)
     if is_finished(run_dir):
         if given:
             raise ConvlabError(
-                f"resume={run_dir}: the run is finished and is never changed; to train longer, "
-                "start a new run (its .hydra/overrides.yaml lists the overrides to repeat)"
+                f"resume={run_dir}: the run is finished and is never changed; "
+                f"{_train_longer(run_dir, recorded, given)}"
             )
         raise AlreadyFinished(f"{run_dir} is finished ({METRICS} written); nothing to resume")
     refuse_partial_checkpoints(run_dir)
@@ -191,6 +196,42 @@ def expand_resume(overrides: list[str]) -> list[str]:
         f"hydra.run.dir={value}",
         f"resume={value}",
     ]
+
+
+def _starts(overrides: list[str], where: str) -> set[str]:
+    """The checkpoints that overrides start a run from (``init_from``)."""
+    return {
+        str(o.value())
+        for o in parse_overrides(overrides, where)
+        if o.key_or_group == "init_from" and not o.is_delete()
+    }
+
+
+def _refuse_another_start(given: list[str], recorded: list[str], where: Path) -> None:
+    """``init_from`` with ``resume=`` only as the run or sweep was started: its resume command
+    repeats it, as it repeats every path. Another would start a new run inside this one."""
+    wanted = _starts(given, "the command line")
+    if wanted and (other := wanted - _starts(recorded, str(where))):  # only then read the record
+        raise ConvlabError(
+            f"resume={where} continues from its own checkpoints, and it did not start from "
+            f"init_from={min(other)}; to start a new run from that checkpoint, drop resume="
+        )
+
+
+def _train_longer(run_dir: Path, recorded: list[str], given: list[str]) -> str:
+    """How to train a finished run's network further: a new run from its last checkpoint, with
+    the run's trusted overrides and the new ones (docs/warm_start.md). A warm-started run's own
+    init_from gives way to that checkpoint."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():  # an evaluation (train=false) trained nothing
+        return "it has no checkpoints/last.ckpt to train further"
+    start = f"init_from={hydra_quoted(last)}"
+    *repeated, _ = trusted_overrides(recorded, [*given, start], run_dir)
+    command = ["python train.py", *map(shlex.quote, repeated), paste_override("init_from", last)]
+    return (
+        "to train longer, start a new run from its last checkpoint (a fresh optimizer and "
+        f"schedule): {' '.join(command)}"
+    )
 
 
 def refuse_partial_checkpoints(run_dir: Path) -> None:
@@ -217,6 +258,7 @@ def _expand_sweep(sweep_dir: Path, flags: list[str], given: list[str]) -> list[s
     task = _recorded_task(safe_yaml.load(saved))
     if not isinstance(task, list) or not all(isinstance(o, str) for o in task):
         raise ConvlabError(f"resume={sweep_dir}: {saved} holds no list of overrides; it was edited")
+    _refuse_another_start(given, task, sweep_dir)
     value = hydra_quoted(sweep_dir)
     return [
         *flags,

@@ -317,7 +317,7 @@ class RunDir:
         a single run that failed before its first step leaves nothing to confuse with a run."""
         if not (self.owner and self.fresh and self._lock_fd is not None):
             return False
-        if {p.name for p in self.path.iterdir()} - {HYDRA_DIR, LOCK}:
+        if {p.name for p in self.path.iterdir()} - {HYDRA_DIR, LOCK, "convlab.log", "code.patch"}:
             return False
         self.release()
         shutil.rmtree(self.path)

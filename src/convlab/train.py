@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from convlab.callbacks.history import History
-from convlab.callbacks.loggers import continue_logs, finish
+from convlab.callbacks.log_interval import AtLeastOncePerEpoch
+from convlab.callbacks.loggers import continue_logs, dashboard_commands, finish
 from convlab.callbacks.pruning import Pruned
 from convlab.callbacks.reseed import ReseedEachEpoch
 from convlab.checkpoint_io import AtomicCheckpointIO, read_meta
@@ -30,8 +31,9 @@ from convlab.evaluation import evaluation_config
 from convlab.hparams import hyperparameters
 from convlab.inference import build_from_meta, check_fits, load_weights
 from convlab.paths import REPO_DIR
+from convlab.provenance import PATCH, Source, source_state
 from convlab.record import RunRecord, environment
-from convlab.registry import constructor_args
+from convlab.registry import allowed, constructor_args, model_classes
 from convlab.restored_state import checked_restore
 from convlab.resume import (
     check_resume_matches,
@@ -40,10 +42,12 @@ from convlab.resume import (
     refuse_partial_checkpoints,
 )
 from convlab.rundir import METRICS, RunDir, holds_run, is_finished, paste_override, resume_command
+from convlab.runlog import run_log, say
 from convlab.safe_files import no_room
 from convlab.signals import Interrupted, interruptible
 from convlab.sweep import swept_keys
 from convlab.validate import validate
+from convlab.warm_start import WarmStart
 from convlab.write_paths import check_written_paths
 
 
@@ -58,6 +62,11 @@ def build(cfg: DictConfig, net=None, preprocess=None) -> tuple[L.LightningDataMo
         num_classes=cfg.data.num_classes,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        scheduler_step=(
+            OmegaConf.to_container(cfg.scheduler_step, resolve=True)
+            if cfg.get("scheduler")
+            else None
+        ),
         label_smoothing=cfg.module.label_smoothing,
         channels_last=cfg.module.channels_last,
         checkpoint_meta={
@@ -81,7 +90,8 @@ def _instantiate_all(group: DictConfig | None) -> list:
 def _without_validation(cfg: DictConfig) -> None:
     """No validation split (``data.val_size=0``: the book's recipes train on all 60,000 images) or
     validation switched off (``trainer.limit_val_batches=0``: ``debug=overfit``): nothing to
-    select a checkpoint by or stop early on; the test then evaluates the final weights."""
+    select a checkpoint by, stop early on or step a scheduler on; the test then evaluates the
+    final weights."""
     if not cfg.data.get("val_size", 1):
         why, fix = "data.val_size=0 leaves no validation split", "set data.val_size=5000"
     elif cfg.trainer.get("limit_val_batches") == 0:
@@ -92,6 +102,12 @@ def _without_validation(cfg: DictConfig) -> None:
         raise ConvlabError(
             f"callbacks.early_stopping watches val/acc, and {why}; drop callbacks=early_stopping "
             f"or {fix}"
+        )
+    monitor = OmegaConf.select(cfg, "scheduler_step.monitor")
+    if cfg.get("scheduler") and monitor and monitor.startswith("val/"):
+        raise ConvlabError(
+            f"scheduler_step.monitor={monitor} is measured by validation, and {why}; set "
+            f"scheduler_step.monitor=train/loss or {fix}"
         )
     if HydraConfig.initialized() and HydraConfig.get().sweeper.get("n_trials") is not None:
         raise ConvlabError(
@@ -116,12 +132,15 @@ def _trainer(cfg: DictConfig, run_dir: RunDir, last: Path | None) -> L.Trainer:
     loggers = _instantiate_all(cfg.get("logger"))
     if run_dir.resuming:  # the stopped process's logs go on, each step once
         continue_logs(loggers, _first_step(last))
-    return instantiate(
+    trainer = instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, History(), ReseedEachEpoch(cfg.seed)],
+        callbacks=[*callbacks, History(), ReseedEachEpoch(cfg.seed), AtLeastOncePerEpoch()],
         logger=loggers,
         plugins=[AtomicCheckpointIO(run_dir.path, _patience(cfg)), *_cluster(run_dir)],
     )
+    if cfg.trainer.get("limit_val_batches") == 0:  # overfit_batches would set it to its own count
+        trainer.limit_val_batches = 0
+    return trainer
 
 
 def _first_step(last: Path | None) -> int:
@@ -251,28 +270,43 @@ class Tested(NamedTuple):
 
 def _run(cfg: DictConfig, run_dir: RunDir) -> RunRecord:
     """The run's stages, top to bottom."""
+    source = source_state(REPO_DIR)  # the code as it is when the run starts
+    start = WarmStart(cfg, _overrides()) if cfg.get("init_from") else None  # its network: cfg's
     validate(cfg)
     last = _check_resume(cfg, run_dir) if run_dir.resuming else None  # None: it starts over
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule, classifier = _build_run(cfg)
+    datamodule, classifier = _build_run(cfg, start, resumed=last is not None)
     run_dir.publish_claim()  # the checks passed: other ranks may start
-    trainer = _trainer(cfg, run_dir, last)
-    started = time.perf_counter()
-    tested = _fit(trainer, classifier, datamodule, cfg, run_dir, last) if cfg.train else _given(cfg)
-    fit_s = time.perf_counter() - started
-    # copied now: testing a checkpoint restores callback states, the history's included
-    epochs = list(next(c for c in trainer.callbacks if isinstance(c, History)).epochs)
-    test_metrics = _test(trainer, classifier, datamodule, cfg, tested)
-    timing = {"fit_s": fit_s, "wall_s": time.perf_counter() - started}
-    record = _record(cfg, classifier, epochs, test_metrics, tested, timing)
-    _finish(trainer, cfg, run_dir, record)
+    if source.patch:  # the source differs from its commit: the difference is kept beside the run
+        run_dir.write(PATCH, source.patch)
+    with run_log(run_dir.path, run_dir.owner):  # from here on, the run's messages are kept
+        trainer = _trainer(cfg, run_dir, last)
+        started = time.perf_counter()
+        tested = (
+            _fit(trainer, classifier, datamodule, cfg, run_dir, last) if cfg.train else _given(cfg)
+        )
+        fit_s = time.perf_counter() - started
+        # copied now: testing a checkpoint restores callback states, the history's included
+        epochs = list(next(c for c in trainer.callbacks if isinstance(c, History)).epochs)
+        test_metrics = _test(trainer, classifier, datamodule, cfg, tested)
+        timing = {"fit_s": fit_s, "wall_s": time.perf_counter() - started}
+        record = _record(cfg, classifier, epochs, test_metrics, tested, timing, source, start)
+        _finish(trainer, cfg, run_dir, record)
     return record
 
 
-def _build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
-    """The configured run; with train=false, the checkpoint's own network and weights."""
+def _build_run(
+    cfg: DictConfig, start: WarmStart | None, resumed: bool
+) -> tuple[L.LightningDataModule, Classifier]:
+    """The configured run; with init_from, the checkpoint's network and (unless resumed) its
+    weights; with train=false, the checkpoint's own network and weights."""
+    if start is not None:
+        datamodule, classifier = build(cfg, start.network(cfg))
+        classifier.checkpoint_meta["model_name"] = start.model_name  # its checkpoints say so
+        start.load(classifier, resumed)
+        return datamodule, classifier
     if cfg.train:
         return build(cfg)
     if not cfg.ckpt_path:
@@ -280,7 +314,7 @@ def _build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
     saved, meta = read_meta(cfg.ckpt_path)
     evaluation_config(cfg, meta, _overrides(), cfg.ckpt_path)
     # checked against its weights before validate builds the saved model config (min_input_size)
-    net, preprocess = build_from_meta(meta, saved, cfg.ckpt_path)
+    net, preprocess = build_from_meta(meta, saved, cfg.ckpt_path, allowed(cfg))
     validate(cfg)
     datamodule, classifier = build(cfg, net, preprocess)
     load_weights(classifier, saved, cfg.ckpt_path)
@@ -301,7 +335,7 @@ def _check_resume(cfg: DictConfig, run_dir: RunDir) -> Path | None:
         return None
     ckpt, meta = read_meta(last)
     check_resume_matches(cfg, meta, run_dir.path)
-    check_fits(meta, ckpt, last)
+    check_fits(meta, ckpt, last, allowed(cfg))
     checked_restore(ckpt, last.parent, last, _patience(cfg))
     return last
 
@@ -351,7 +385,14 @@ def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
 
 
 def _record(
-    cfg: DictConfig, classifier: Classifier, epochs: list, test: dict, tested: Tested, timing: dict
+    cfg: DictConfig,
+    classifier: Classifier,
+    epochs: list,
+    test: dict,
+    tested: Tested,
+    timing: dict,
+    source: Source,
+    start: WarmStart | None,
 ) -> RunRecord:
     # the epoch whose checkpoint the test saw: chosen as ModelCheckpoint chose it (its first best)
     monitor = OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor") or "val/acc"
@@ -375,22 +416,38 @@ def _record(
             "params": sum(p.numel() for p in classifier.net.parameters()),
         },
         overrides=_overrides(),
-        environment=environment(REPO_DIR),
+        environment=environment(REPO_DIR, source),
         timing=timing,
         paths={"run_dir": str(cfg.paths.output_dir), "checkpoint": tested.checkpoint},
+        init_from=start.record() if start else {},
     )
 
 
-def evaluate_command(checkpoint: str, overrides: list[str]) -> str:
+def evaluate_command(checkpoint: str, overrides: list[str], target: str) -> str:
     """``train=false`` on a run's checkpoint, on the data it was tested on: its data choice (the
-    network and preprocessing come from the checkpoint) and where that data was."""
+    network and preprocessing come from the checkpoint), where that data was and how its test
+    images were chosen; its model's class ``target`` allowed by name where no config in
+    conf/model/ registers it."""
     choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
     data = [f"data={choice}"] if choice else []
     data += [shlex.quote(o) for o in overrides if o.split("=", 1)[0] in _DATA_PLACES]
-    return " ".join(["python train.py train=false", paste_override("ckpt_path", checkpoint), *data])
+    allow = [] if target in model_classes() else [shlex.quote(f"allow=[{target}]")]
+    return " ".join(
+        ["python train.py train=false", paste_override("ckpt_path", checkpoint), *data, *allow]
+    )
 
 
-_DATA_PLACES = ("data.root", "data.system_dir", "paths.data_dir", "paths.root_dir")
+# where the data was, and which of its images an image folder held out for the test
+_DATA_PLACES = (
+    "data.root",
+    "data.system_dir",
+    "paths.data_dir",
+    "paths.root_dir",
+    "data.stored_size",
+    "data.test_size",
+    "data.val_size",
+    "data.split_seed",
+)
 
 
 @rank_zero_only
@@ -412,10 +469,13 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run: RunDir, record: RunRecord)
     acc = record.test_acc
     if acc is not None:
         epoch = f", epoch {record.best_epoch}" if record.best_epoch is not None else ""
-        print(f"test/acc {acc:.4f} ({record.tested}{epoch})")
-    print(f"run directory: {shlex.quote(str(run_dir))}")
+        say(f"test/acc {acc:.4f} ({record.tested}{epoch})")
+    say(f"run directory: {shlex.quote(str(run_dir))}")
     if record.paths["checkpoint"]:  # as an override that pastes, whatever the path holds
-        print(f"evaluate again: {evaluate_command(record.paths['checkpoint'], record.overrides)}")
+        again = evaluate_command(record.paths["checkpoint"], record.overrides, cfg.model._target_)
+        say(f"evaluate again: {again}")
+    # the runs of its kind (outputs/runs, or the sweep's own directory), or a run put elsewhere
     log_dir = Path(cfg.paths.log_dir).resolve()
-    shown = log_dir if run_dir.resolve().is_relative_to(log_dir) else run_dir
-    print(f"dashboards: tensorboard --logdir {shlex.quote(str(shown))}")
+    shown = run_dir.parent if run_dir.resolve().is_relative_to(log_dir) else run_dir
+    for line in dashboard_commands(trainer.loggers, shown):
+        say(f"dashboards: {line}")

@@ -6,7 +6,8 @@ from numbers import Real
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from convlab.errors import ConvlabError
-from convlab.registry import min_input_size
+from convlab.registry import allowed, min_input_size
+from convlab.schedulers import check_stepping
 
 _ABSENT = object()
 SEED_RANGE = (0, 2**32 - 1)  # numpy's seeds, which Lightning's seed_everything also sets
@@ -22,6 +23,13 @@ def _positive_int(v) -> bool:
 
 def _finite(v) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _per_channel(ok):
+    """One value that passes ``ok``, or a non-empty list of them, one per channel."""
+    return lambda v: (
+        ok(v) or (isinstance(v, list | ListConfig) and len(v) > 0 and all(ok(x) for x in v))
+    )
 
 
 def _size(v) -> bool:
@@ -57,11 +65,30 @@ CHECKS = [
         "data.val_size=5000",
     ),
     ("data.resize", _size, "a positive size, one side or [h, w]", "data.resize=96"),
-    # the stored images are grey; 3 repeats the grey channel for networks that expect RGB
+    # the stored images' channels: 1 (grey) or 3 (RGB)
     ("data.channels", lambda v: v in (1, 3) and _is_int(v), "1 or 3", "data.channels=1"),
+    ("data.grey_to_rgb", lambda v: isinstance(v, bool), "true or false", "data.grey_to_rgb=true"),
     ("data.num_classes", lambda v: _is_int(v) and v >= 2, "an integer >= 2", "data.num_classes=10"),
-    ("data.mean", _finite, "a finite number", "data.mean=0.286"),
-    ("data.std", lambda v: _finite(v) and v > 0, "a positive finite number", "data.std=0.353"),
+    (
+        "data.mean",
+        _per_channel(_finite),
+        "a finite number, or a list of one per channel",
+        "data.mean=[0.49,0.48,0.45]",
+    ),
+    (
+        "data.std",
+        _per_channel(lambda v: _finite(v) and v > 0),
+        "a positive finite number, or a list of one per channel",
+        "data.std=[0.25,0.24,0.26]",
+    ),
+    ("data.stored_size", _size, "a positive size, one side or [h, w]", "data.stored_size=32"),
+    ("data.test_size", _positive_int, "a positive integer", "data.test_size=1000"),
+    (
+        "data.max_memory_gb",
+        lambda v: v is None or (_finite(v) and v > 0),
+        "a positive number of GB, or null (half the available memory)",
+        "data.max_memory_gb=8",
+    ),
     (
         "optimizer.lr",
         lambda v: _finite(v) and v > 0,
@@ -126,6 +153,7 @@ PREPROCESS_KEYS = {
     "mean": "data.mean",
     "std": "data.std",
     "channels": "data.channels",
+    "grey_to_rgb": "data.grey_to_rgb",
 }
 
 
@@ -138,6 +166,23 @@ def preprocess_problem(args: dict) -> str | None:
         ok, what = checks[key]
         if not ok(args.get(arg)):
             return f"{arg}={args.get(arg)!r} is invalid (expected {what})"
+    return _channels_problem(args["channels"], args["grey_to_rgb"], args["mean"], args["std"])
+
+
+def _channels_problem(channels: int, grey_to_rgb: bool, mean, std) -> str | None:
+    """What contradicts data.channels among the keys that depend on it, or None."""
+    if grey_to_rgb and channels != 1:
+        return (
+            f"data.grey_to_rgb=true repeats a grey channel, and data.channels={channels}: set "
+            "data.grey_to_rgb=false"
+        )
+    for key, value in (("mean", mean), ("std", std)):
+        if isinstance(value, list | ListConfig) and len(value) != channels:
+            return (
+                f"data.{key}={list(value)} has {len(value)} numbers, one per channel, and "
+                f"data.channels={channels}: give one number or {channels}, or set data.channels "
+                "to the images' channels"
+            )
     return None
 
 
@@ -147,14 +192,20 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not ok(value):  # an absent key is the constructor's business
             raise ConvlabError(f"{key}={value} is invalid: expected {what}, e.g. {example}")
+    data = cfg.get("data") or {}
+    if why := _channels_problem(
+        data.get("channels", 1), data.get("grey_to_rgb", False), data.get("mean"), data.get("std")
+    ):
+        raise ConvlabError(why)
+    check_stepping(cfg)
     if cfg.get("train", True) and cfg.get("ckpt_path"):  # else silently a fresh run
         raise ConvlabError(
             "ckpt_path is the checkpoint to evaluate with train=false; to continue a stopped run "
-            "use resume=<run dir>"
+            "use resume=<run dir>, to start a new run from a checkpoint's weights init_from=<file>"
         )
     resize = cfg.data.resize
     smallest = min(resize) if isinstance(resize, ListConfig) else resize
-    need = min_input_size(OmegaConf.to_container(cfg.model, resolve=True))
+    need = min_input_size(OmegaConf.to_container(cfg.model, resolve=True), allow=allowed(cfg))
     if smallest < need:
         shown = OmegaConf.to_object(resize) if isinstance(resize, ListConfig) else resize
         model = cfg.model._target_.rsplit(".", 1)[-1]

@@ -33,7 +33,9 @@ WRITTEN = re.compile(
     r"|(callbacks|logger)\.[^.]+\.(dirpath|save_dir|run_dir|tracking_uri|artifact_location)"
 )
 # what else names a file or folder: never taken from a run's record (convlab.resume)
-PATH_KEYS = re.compile(rf"{WRITTEN.pattern}|hydra\..*|data\.(root|system_dir)|ckpt_path|resume")
+PATH_KEYS = re.compile(
+    rf"{WRITTEN.pattern}|hydra\..*|data\.(root|system_dir)|ckpt_path|init_from|resume"
+)
 
 
 def is_path_key(key: str) -> bool:

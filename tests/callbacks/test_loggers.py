@@ -33,7 +33,7 @@ TAGS = {  # what every logger that shows images gets, per split (synthetic data:
         "1_predictions",
         "2_confusion_matrix",
         "3_filters/conv1",
-        *(f"4_activations/conv{n}_relu/{c}" for n in (1, 2) for c in (2, 4)),
+        *(f"4_activations/conv{n}_relu/{c}" for n in (1, 2) for c in (0, 1)),
     )
 }
 PNG = b"\x89PNG"

@@ -59,7 +59,7 @@ def test_preprocess_resizes_and_normalizes_batches(resize):
 
 
 def test_preprocess_repeats_grey_for_rgb_networks():
-    out = Preprocess(28, channels=3)(torch.zeros(2, 28, 28, dtype=torch.uint8))
+    out = Preprocess(28, grey_to_rgb=True)(torch.zeros(2, 28, 28, dtype=torch.uint8))
     assert out.shape == (2, 3, 28, 28)
 
 

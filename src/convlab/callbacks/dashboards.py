@@ -41,7 +41,7 @@ class Dashboards(L.Callback):
     """
 
     def __init__(
-        self, every_n_epochs: int = 2, num_images: int = 16, classes: Sequence[int | str] = (2, 4)
+        self, every_n_epochs: int = 2, num_images: int = 16, classes: Sequence[int | str] = (0, 1)
     ):
         for key, value, least in (
             ("every_n_epochs", every_n_epochs, 0),
@@ -58,7 +58,7 @@ class Dashboards(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         names = trainer.datamodule.class_names
         if not self.classes:
-            raise ConvlabError(f"{_KEY}.classes is empty: name at least one class, e.g. [2, 4]")
+            raise ConvlabError(f"{_KEY}.classes is empty: name at least one class, e.g. [0, 1]")
         self.class_indices = [_class_index(c, names) for c in self.classes]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -6,6 +6,8 @@ import time
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from convlab.runlog import say
+
 
 class EpochTimeEstimate(L.Callback):
     """Times ``timed_steps`` training steps after ``warmup_steps`` (allocation, oneDNN's first
@@ -38,10 +40,8 @@ class EpochTimeEstimate(L.Callback):
             remaining = trainer.max_epochs - trainer.current_epoch
             self.message += f", ~{_duration(epoch_s * remaining)} for the {remaining} left"
         self.message += " (validation and test not included)"
-        if (bar := trainer.progress_bar_callback) is not None:
-            bar.print(self.message)  # above the bar, which stays intact
-        else:
-            print(self.message)
+        bar = trainer.progress_bar_callback
+        say(self.message, show=print if bar is None else bar.print)  # above a bar, intact
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
         self.started = None  # stamps never span two epochs

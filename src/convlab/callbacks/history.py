@@ -2,9 +2,12 @@
 
 import lightning as L
 
+from convlab.callbacks.book_figure import HELD_OUT
+
 
 class History(L.Callback):
-    """Records the epoch-level train/ and val/ metrics at the end of every training epoch."""
+    """Records the epoch-level train/, val/ and held_out/ (the book's per-epoch test) metrics at
+    the end of every training epoch."""
 
     def __init__(self):
         self.epochs: list[dict[str, float]] = []
@@ -13,7 +16,7 @@ class History(L.Callback):
         row = {
             k: float(v)
             for k, v in trainer.callback_metrics.items()
-            if k.startswith(("train/", "val/"))
+            if k.startswith(("train/", "val/", f"{HELD_OUT}/"))
         }
         self.epochs.append({"epoch": trainer.current_epoch, **row})
 

@@ -14,6 +14,7 @@ import csv
 import fcntl
 import io
 import re
+import shlex
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,17 @@ Sink = Callable[[str, Tensor, int], None]
 MLFLOW_RUN, WANDB_RUN = "mlflow_run_id", "wandb_run_id"
 # MLflow's run ids, and the ones convlab gives W&B runs: nothing else is read from those files
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class TensorBoard(TensorBoardLogger):
+    """Lightning's TensorBoard logger without the ``epoch`` scalar Lightning adds to every log
+    call: in TensorBoard it sorted before the training and validation charts and became HPARAMS'
+    first metric column (colouring its parallel coordinates); the step axis and metrics.json's
+    history already say the epoch."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
 
 
 def recorded_run_id(run_dir: Path, name: str) -> str | None:
@@ -315,3 +327,21 @@ SINKS: list[tuple[type[Logger], Callable[..., Sink]]] = [
 def picture_sinks(loggers: list[Logger]) -> list[Sink]:
     """One sink per logger that shows images, in the order the run's loggers are configured."""
     return [make(lg) for lg in loggers for kind, make in SINKS if isinstance(lg, kind)]
+
+
+def dashboard_commands(loggers: list[Logger], log_dir: Path) -> list[str]:
+    """How to look at what each of the run's loggers wrote, one line each: a run logged only to
+    MLflow must not end by pointing at TensorBoard."""
+    commands = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            commands.append(f"tensorboard --logdir {shlex.quote(str(log_dir))}")
+        elif isinstance(logger, MLFlowLogger):
+            uri = shlex.quote(logger._tracking_uri)
+            commands.append(f"mlflow ui --backend-store-uri {uri}  (the UI: pip install mlflow)")
+        elif isinstance(logger, WandbLogger):
+            runs = f"{shlex.quote(str(Path(logger.save_dir) / 'wandb'))}/offline-run-*"
+            commands.append(f"wandb sync {runs}  (offline: uploads it)")
+        elif isinstance(logger, CSVLogger):
+            commands.append(f"{shlex.quote(str(Path(logger.log_dir) / 'metrics.csv'))}")
+    return commands

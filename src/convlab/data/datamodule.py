@@ -10,6 +10,7 @@ from convlab.data.batches import TensorBatches
 from convlab.data.idx import read_split
 from convlab.data.preprocess import Preprocess
 from convlab.errors import ConvlabError
+from convlab.sizes import pair
 
 # MNIST-format datasets, with the Debian package that installs each (None: none known)
 IDX_DATASETS = {"FashionMNIST": "dataset-fashion-mnist", "MNIST": None}
@@ -18,14 +19,25 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
+Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images, int64 labels
+
 
 class TensorDataModule(L.LightningDataModule):
-    """Train/val/test splits of an in-memory image dataset; subclasses only load the tensors.
+    """The base of every dataset: a subclass's ``load()`` gives the whole dataset as tensors.
 
-    The validation images are held out of the training split by ``split_seed``, independent of the
+    Images stay uint8 in host memory, (N, H, W) when grey or (N, C, H, W); a batch is sliced out,
+    moved to the device and resized, augmented and normalized there (``Preprocess``), so a dataset
+    is read once and an epoch costs no per-sample work. A subclass sets ``stored_size`` and
+    implements ``load()``, and ``class_names`` where it knows them.
+
+    ``channels`` is the stored images' (1 or 3); ``grey_to_rgb`` repeats a grey channel for
+    networks that expect RGB; ``mean`` and ``std`` are one number or one per channel. The
+    validation images are held out of the training split by ``split_seed``, independent of the
     training ``seed``, so every run of a sweep validates on the same images. ``batch_size`` is per
     device: under DDP the global batch is batch_size * devices * num_nodes.
     """
+
+    stored_size: int | tuple[int, int] = 28  # one stored image's side, or (h, w)
 
     def __init__(
         self,
@@ -36,9 +48,10 @@ class TensorDataModule(L.LightningDataModule):
         split_seed: int = 0,
         seed: int = 0,
         channels: int = 1,
+        grey_to_rgb: bool = False,
         num_classes: int = 10,
-        mean: float = 0.0,
-        std: float = 1.0,
+        mean: float | list[float] = 0.0,
+        std: float | list[float] = 1.0,
         augment: dict | None = None,
         pin_memory: bool = True,
     ):
@@ -46,23 +59,41 @@ class TensorDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.num_classes, self.pin_memory = num_classes, pin_memory
-        self.preprocess = Preprocess(resize, mean, std, channels, augment)
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.preprocess = Preprocess(
+            resize, mean, std, channels=channels, grey_to_rgb=grey_to_rgb, augment=augment
+        )
+        self.splits: dict[str, Split] = {}
 
-    stored_shape: tuple[int, ...] = (28, 28)  # one stored image, before Preprocess
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """One stored image's shape: a batch of zeros of it shows each layer's shapes in Lightning's
+        model summary before anything is loaded."""
+        channels = self.preprocess.channels
+        return (*((channels,) if channels > 1 else ()), *pair(self.stored_size))
 
-    def load(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """(train images, train labels), (test images, test labels) as uint8 / int64 tensors."""
+    def load(self) -> tuple[Split, Split]:
+        """(train images, train labels), (test images, test labels): uint8 and int64 tensors."""
         raise NotImplementedError
 
     @property
     def class_names(self) -> list[str]:
         return [str(i) for i in range(self.num_classes)]
 
+    def check_num_classes(self, dataset: str) -> None:
+        """data.num_classes must be the dataset's own count; checked when built, not after
+        training."""
+        if self.num_classes != len(self.class_names):
+            raise ConvlabError(
+                f"data.num_classes={self.num_classes} does not match {dataset}, which has "
+                f"{len(self.class_names)} classes; set data.num_classes={len(self.class_names)}"
+            )
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         (x, y), test = self.load()
+        for split, (images, labels) in (("training", (x, y)), ("test", test)):
+            self._check(split, images, labels)
         if not 0 <= self.val_size < len(y):
             raise ConvlabError(
                 f"data.val_size={self.val_size} must be in [0, {len(y)}): there are {len(y)} images"
@@ -74,6 +105,30 @@ class TensorDataModule(L.LightningDataModule):
             "val": (x[val_idx], y[val_idx]),
             "test": test,
         }
+
+    def _check(self, split: str, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """What ``load()`` gave, against the config: a mismatch is named now, not as a shape error
+        deep in the network."""
+        name, channels = type(self).__name__, self.preprocess.channels
+        shapes = images.dim() in (3, 4) and labels.shape == images.shape[:1]
+        if images.dtype != torch.uint8 or labels.dtype != torch.int64 or not shapes:
+            raise ConvlabError(
+                f"{name}.load() gave {split} images {images.dtype} {tuple(images.shape)} and "
+                f"labels {labels.dtype} {tuple(labels.shape)}; convlab takes uint8 (N, H, W) or "
+                "(N, C, H, W) images and int64 (N,) labels"
+            )
+        stored = 1 if images.dim() == 3 else images.shape[1]
+        if stored != channels:
+            rgb = "; data.grey_to_rgb=true repeats a grey channel for RGB networks" * (stored == 1)
+            raise ConvlabError(
+                f"data.channels={channels}, but {name}'s {split} images have {stored}: set "
+                f"data.channels={stored}{rgb}"
+            )
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
+            raise ConvlabError(
+                f"{name}'s {split} labels run from {int(labels.min())} to {int(labels.max())}, "
+                f"outside [0, {self.num_classes}); set data.num_classes to the number of classes"
+            )
 
     def _batches(self, split: str, train: bool = False) -> TensorBatches:
         trainer = self.trainer
@@ -126,11 +181,7 @@ class IDXDataModule(TensorDataModule):
             )
         self.root, self.name, self.download = Path(root), name, download
         self.system_dir = Path(system_dir) if system_dir else None
-        if self.num_classes != len(self.class_names):  # now, not after training
-            raise ConvlabError(
-                f"data.num_classes={self.num_classes} does not match {name}, which has "
-                f"{len(self.class_names)} classes; set data.num_classes={len(self.class_names)}"
-            )
+        self.check_num_classes(name)
 
     @property
     def class_names(self) -> list[str]:
@@ -175,20 +226,18 @@ class IDXDataModule(TensorDataModule):
 
 
 class SyntheticDataModule(TensorDataModule):
-    """A small generated dataset shaped like FashionMNIST, for tests and machines without the data.
+    """A small generated dataset, grey (as FashionMNIST) or RGB with ``channels=3`` (as CIFAR), for
+    tests, benchmarks and machines without the data.
 
     Each class is a brighter square at its own place on a noisy background.
     """
 
     def __init__(self, num_train: int = 1200, num_test: int = 200, image_size: int = 28, **kwargs):
         super().__init__(**kwargs)
-        self.num_train, self.num_test, self.image_size = num_train, num_test, image_size
-        channels = self.preprocess.channels
-        self.stored_shape = (
-            (image_size, image_size) if channels == 1 else (channels, image_size, image_size)
-        )
+        self.num_train, self.num_test = num_train, num_test
+        self.image_size = self.stored_size = image_size
 
-    def _make(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _make(self, n: int, g: torch.Generator) -> Split:
         s, k = self.image_size, self.num_classes
         y = torch.randint(0, k, (n,), generator=g)
         # a faint square on strong noise: learnable, but not in a handful of steps, so tests that

@@ -1,0 +1,86 @@
+"""The book's training figure: train loss, held-out loss and held-out accuracy per epoch.
+
+The book evaluates its test set after every epoch, because its recipes keep no validation split.
+convlab does the same where there is none (``data.val_size=0``: the ``_book`` recipes), and
+nothing is selected on those figures: the test of the final weights is still the one that counts.
+Everywhere else the held-out set is the validation split, which Lightning evaluates anyway.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from convlab.safe_files import write_with
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+HELD_OUT = "held_out"  # the per-epoch test metrics' prefix, where the test set is the held-out set
+FIGURE = "book_figure.png"
+
+
+class BookFigure(L.Callback):
+    """Evaluates the test set each epoch when there is no validation split, and draws the book's
+    figure from the run's per-epoch history into ``out_dir`` when fitting ends (rank 0)."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = Path(out_dir)
+
+    @staticmethod
+    def on_test_set(trainer: L.Trainer) -> bool:
+        return not trainer.datamodule.val_size
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.on_test_set(trainer):
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for images, labels in trainer.datamodule.test_dataloader():
+            images, labels = images.to(pl_module.device), labels.to(pl_module.device)
+            logits = pl_module(images)
+            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+        pl_module.train(was_training)
+        pl_module.log(f"{HELD_OUT}/loss", loss_sum / seen, on_epoch=True)
+        pl_module.log(f"{HELD_OUT}/acc", correct / seen, on_epoch=True)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from convlab.callbacks.history import History
+
+        history = next((c for c in trainer.callbacks if isinstance(c, History)), None)
+        if not trainer.is_global_zero or history is None or not history.epochs:
+            return
+        held_out = HELD_OUT if self.on_test_set(trainer) else "val"
+        figure = draw(history.epochs, held_out)
+        write_with(self.out_dir, FIGURE, lambda f: figure.savefig(f, format="png", dpi=100))
+
+
+def draw(epochs: list[dict], held_out: str) -> "Figure":
+    """d2l's ProgressBoard at the end of training: one axis, epochs along x, a legend."""
+    # imported here, once a run draws: every process that records history imports this module
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = {
+        "train loss": "train/loss",
+        f"{'test' if held_out == HELD_OUT else 'val'} loss": f"{held_out}/loss",
+        f"{'test' if held_out == HELD_OUT else 'val'} acc": f"{held_out}/acc",
+    }
+    figure = Figure(figsize=(4.5, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)  # render with Agg whatever matplotlib's default backend is
+    ax = figure.subplots()
+    for (label, key), style in zip(shown.items(), ("-", "--", "-."), strict=True):
+        points = [(row["epoch"] + 1, row[key]) for row in epochs if key in row]
+        if points:
+            ax.plot(*zip(*points, strict=True), style, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_xlim(0.5, max(row["epoch"] for row in epochs) + 1.5)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return figure
