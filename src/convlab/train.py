@@ -278,6 +278,9 @@ def _run(cfg: DictConfig, run_dir: RunDir) -> RunRecord:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, verbose=False)
     datamodule, classifier = _build_run(cfg, start, resumed=last is not None)
+    if run_dir.owner:  # the data, before a logger writes: a missing or bad dataset leaves nothing
+        datamodule.prepare_data()  # a download, where asked for: rank 0 first, as Lightning does
+        datamodule.setup("fit")  # once: Lightning's own call then finds it loaded
     run_dir.publish_claim()  # the checks passed: other ranks may start
     if source.patch:  # the source differs from its commit: the difference is kept beside the run
         run_dir.write(PATCH, source.patch)

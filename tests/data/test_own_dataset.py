@@ -30,11 +30,12 @@ REFUSALS = itertools.count()
 
 
 def refusal(tmp_path: Path, *overrides: str) -> str:
-    """The one-line refusal of a tiny in-process run, in a run directory of its own."""
+    """The one-line refusal of a tiny in-process run, which leaves its run directory unmade."""
     run_dir = tmp_path / f"refused{next(REFUSALS)}"
     with pytest.raises(ConvlabError) as refused:
         run(overrides=[*TINY, *overrides, f"hydra.run.dir={run_dir}"])
     assert "\n" not in str(refused.value)
+    assert not run_dir.exists()  # refused before a logger or the run wrote anything
     return str(refused.value)
 
 
