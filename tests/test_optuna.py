@@ -2,12 +2,15 @@
 and are shared without running a trial twice or reusing a directory; failed and pruned trials are
 recorded as such; Optuna is imported only when a search starts."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from convlab.record import RunRecord
 from tests.helpers import ROOT, TINY, cli
@@ -161,6 +164,16 @@ def test_a_pruned_job_records_itself_pruned(pruned_search):
         record = RunRecord.read(sweep / job / "metrics.json")
         assert record.status == "pruned" and record.epochs_run == 1
         assert "test/acc" not in record.metrics  # a stopped trial is never tested
+        # HPARAMS shows it too, with the validation of the epochs it ran
+        hparams = EventAccumulator(str(sweep / job))
+        hparams.Reload()
+        info = hparams.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        shown = HParamsPluginData.FromString(info).session_start_info.hparams
+        # the lr is sampled on a log scale: a log10 column beside it spreads it out in HPARAMS
+        lr = shown["optimizer.lr"].number_value
+        assert shown["log10(optimizer.lr)"].number_value == pytest.approx(math.log10(lr))
+        (final,) = hparams.Scalars("hp/val_acc")
+        assert final.value == pytest.approx(record.metrics["val/acc"])
 
 
 @pytest.mark.slow
@@ -185,3 +198,14 @@ def test_a_stale_running_trial_of_a_killed_process_counts_as_failed(tmp_path):
     # failed at the first ask after its grace period, and rerun: its place goes to the rerun
     assert 0 in [t.user_attrs.get("retry_of") for t in trials(url)]
     assert trial_dirs(sweep) == ["trial_1", "trial_2"]
+
+
+def test_a_log_sampled_key_gets_its_log10_column_beside_it():
+    from convlab.config import compose_run
+    from convlab.hparams import hyperparameters
+
+    cfg = compose_run(["optimizer.lr=0.001"])
+    shown = hyperparameters(cfg, ["optimizer.lr=0.001"], {}, {"optimizer.lr"}, {"optimizer.lr"})
+    assert list(shown)[:2] == ["optimizer.lr", "log10(optimizer.lr)"]
+    assert shown["log10(optimizer.lr)"] == pytest.approx(-3.0)
+    assert "log10(optimizer.lr)" not in hyperparameters(cfg, ["optimizer.lr=0.001"], {})

@@ -2,6 +2,8 @@
 fixed set that matters in every comparison. Every flattened config key would make ~90 columns, and
 the model's class name cannot tell `lenet` from `lenet_modern`: the group's option name can."""
 
+import math
+
 from omegaconf import DictConfig, OmegaConf
 
 from convlab.resume import parse_overrides
@@ -40,9 +42,13 @@ def _shown(key: str) -> bool:
     return not any(key == h or key.startswith(f"{h}.") or key.startswith(f"{h}/") for h in HIDDEN)
 
 
-def hyperparameters(cfg: DictConfig, overrides: list[str], choices: dict, first=()) -> dict:
+def hyperparameters(
+    cfg: DictConfig, overrides: list[str], choices: dict, first=(), log_scaled=()
+) -> dict:
     """The keys in ``first`` (a sweep's varying keys), the other changed keys in command-line
-    order, then FIXED; group choices by option name."""
+    order, then FIXED; group choices by option name. A key in ``log_scaled`` (a search samples it
+    on a log scale) is followed by ``log10(<key>)``: HPARAMS draws every axis linearly, where
+    1e-4 and 1e-3 would sit on top of each other."""
     changed = [o.key_or_group for o in parse_overrides(overrides, "the run's overrides")]
     swept = [k for k in changed if k in first]
     keys = list(dict.fromkeys(k for k in [*swept, *changed, *FIXED] if _shown(k)))
@@ -54,4 +60,6 @@ def hyperparameters(cfg: DictConfig, overrides: list[str], choices: dict, first=
         if not isinstance(value, int | float | str | bool):
             value = str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
         shown[key] = value
+        if key in log_scaled and isinstance(value, int | float) and value > 0:
+            shown[f"log10({key})"] = math.log10(value)
     return shown

@@ -41,6 +41,18 @@ def swept_keys() -> set[str]:
     return set(_swept or ())
 
 
+def log_scaled_keys() -> set[str]:
+    """The keys this job's search samples on a log scale (``tag(log, interval(...))``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return set()
+    params = HydraConfig.get().sweeper.get("params") or {}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return {o.key_or_group for o in parsed if "log" in getattr(o.value(), "tags", ())}
+
+
 def _sweep_arguments(config: DictConfig) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

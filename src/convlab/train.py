@@ -45,7 +45,7 @@ from convlab.rundir import METRICS, RunDir, holds_run, is_finished, paste_overri
 from convlab.runlog import run_log, say
 from convlab.safe_files import no_room
 from convlab.signals import Interrupted, interruptible
-from convlab.sweep import swept_keys
+from convlab.sweep import log_scaled_keys, swept_keys
 from convlab.validate import validate
 from convlab.warm_start import WarmStart
 from convlab.write_paths import check_written_paths
@@ -458,7 +458,7 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run: RunDir, record: RunRecord)
     """Rank 0 writes metrics.json, sends the final metrics to TensorBoard's HPARAMS tab, and says
     where everything is."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    shown = hyperparameters(cfg, record.overrides, dict(choices), swept_keys())
+    shown = hyperparameters(cfg, record.overrides, dict(choices), swept_keys(), log_scaled_keys())
     final = {f"hp/{k.replace('/', '_')}": v for k, v in record.metrics.items()}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
