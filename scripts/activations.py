@@ -52,9 +52,9 @@ def inputs(test_images: Path, seed: int = 0) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def activations(checkpoint: Path, images: dict[str, Tensor]) -> dict[str, dict]:
+def activations(checkpoint: Path, images: dict[str, Tensor], allow=()) -> dict[str, dict]:
     """Per input: the answer, its confidence and the first two conv layers' activations."""
-    model = load_classifier(checkpoint)
+    model = load_classifier(checkpoint, allow)
     preprocess, net = model[0], model[1]
     found = {}
     for name, image in images.items():
@@ -95,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         "--images", type=Path, default=Path(TEST_IMAGES), help="an IDX file of test images"
     )
     parser.add_argument("--out", type=Path, default=Path("activations.png"))
+    parser.add_argument(
+        "--allow", nargs="*", default=[], help="your own model classes to build (pkg.Class)"
+    )
     args = parser.parse_args(argv)
     try:
-        found = activations(args.checkpoint, inputs(args.images))
+        found = activations(args.checkpoint, inputs(args.images), args.allow)
     except (ConvlabError, OSError) as e:
         sys.exit(f"activations: error: {e}")
     for name, one in found.items():

@@ -125,6 +125,16 @@ def test_where_its_class_does_not_import_the_checkpoint_says_so_in_one_line(
     assert "\n" not in missing + absent
 
 
+def test_allowing_a_name_allows_only_a_network_class(tmp_path):
+    """allow= names classes to build, never any callable: a config naming os.system with a
+    command, allowed by name, is refused before anything is called."""
+    touched = tmp_path / "touched"
+    config = {"_target_": "os.system", "command": f"touch {touched}"}
+    with pytest.raises(ConvlabError, match="names 'os.system', which is not a torch.nn.Module"):
+        build_net(config, allow=["os.system"])
+    assert not touched.exists()
+
+
 def test_lightnings_load_from_checkpoint_points_to_load_classifier(finished):
     """What a Lightning user tries first: one line, never a TypeError from Classifier()."""
     with pytest.raises(ConvlabError, match=r"use convlab\.inference\.load_classifier\(path\)"):

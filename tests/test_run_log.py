@@ -1,7 +1,12 @@
 """One log, kept: each line once on the console, the same lines in the run's convlab.log
 (appended to by a resume), and the last lines name the dashboards the run actually wrote."""
 
-from convlab.runlog import LOG
+import os
+
+import pytest
+
+from convlab.errors import ConvlabError
+from convlab.runlog import LOG, run_log
 from convlab.train import run
 from tests.helpers import KILL, TINY, cli
 
@@ -34,3 +39,14 @@ def test_the_last_lines_name_the_dashboards_that_were_written(tmp_path, capsys):
         "tensorboard",
         str(tmp_path / "both" / "metrics.csv"),
     ]
+
+
+def test_a_hard_linked_log_is_refused_not_appended_through(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    os.link(victim, run_dir / LOG)
+    with pytest.raises(ConvlabError, match="is a hard link to another"), run_log(run_dir, True):
+        pass
+    assert victim.read_text() == "someone else's\n"

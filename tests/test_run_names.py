@@ -21,6 +21,7 @@ TIME = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}"
         (["experiment=book", "model=nin"], "runs", "_nin_book"),
         (["debug=overfit"], "debug", "_lenet_modern"),
         (["train=false"], "evals", ""),  # the network will be the checkpoint's, not an option's
+        (["init_from=/x/last.ckpt"], "runs", ""),  # so it is with a warm start
     ],
 )
 def test_a_runs_default_directory_says_what_it_is(overrides, kind, suffix, tmp_path):

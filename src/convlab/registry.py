@@ -101,6 +101,10 @@ def _registered(model_cfg, what: str, allow: Collection[str] = ()):
             f"{what} names {target!r}, which cannot be imported here ({e}); install the package "
             "that defines it or put it on the Python path"
         ) from None
+    from torch import nn  # here: reading configs needs no torch
+
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):  # os.system is allowed by name
+        raise ConvlabError(f"{what} names {target!r}, which is not a torch.nn.Module class")
     return cls, constructor_args(kwargs)
 
 

@@ -14,10 +14,10 @@ def run_kind(*, _root_: DictConfig) -> str:
 
 def run_suffix(*, _root_: DictConfig) -> str:
     """``_<model>[_<experiment>]``, the model's left out where the experiment's name begins with
-    it (``_lenet_notes``, not ``_lenet_lenet_notes``); none for ``train=false``, whose network is
-    the checkpoint's, not the model option's. A nested option's slash becomes a dash, so that one
-    run stays one directory."""
-    if not _root_.train:
+    it (``_lenet_notes``, not ``_lenet_lenet_notes``); none for ``train=false`` or ``init_from``,
+    whose network is the checkpoint's, not the model option's. A nested option's slash becomes a
+    dash, so that one run stays one directory."""
+    if not _root_.train or _root_.get("init_from"):
         return ""
     choices = _root_.hydra.runtime.choices
     model, experiment = (

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from convlab.errors import ConvlabError
 from convlab.safe_files import open_dir
 
 LOG = "convlab.log"
@@ -44,6 +45,9 @@ def run_log(run_dir: Path, owner: bool) -> Iterator[None]:
         fd = os.open(
             LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd
         )
+    if os.fstat(fd).st_nlink != 1:  # a hard link: appending would write into another file
+        os.close(fd)
+        raise ConvlabError(f"{run_dir / LOG} is a hard link to another file; refusing to write it")
     _file = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
     handler = logging.StreamHandler(_file)
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from convlab.callbacks.book_figure import BookFigure
 from convlab.callbacks.history import History
 from convlab.callbacks.log_interval import AtLeastOncePerEpoch
 from convlab.callbacks.loggers import continue_logs, dashboard_commands, finish
@@ -124,6 +125,9 @@ def _without_validation(cfg: DictConfig) -> None:
 def _trainer(cfg: DictConfig, run_dir: RunDir, last: Path | None) -> L.Trainer:
     _without_validation(cfg)
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    for callback in callbacks:
+        if isinstance(callback, BookFigure):  # into the claimed run directory, and nowhere else
+            callback.out_dir = run_dir.path
     # Lightning refuses a bar or a summary callback that its own switch turns off
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]

@@ -338,6 +338,11 @@ def test_image_folder_mistakes_are_one_line_naming_the_fix(tmp_path):
         f"data.num_classes=10 does not match the folders in {root}, which has 3 classes; set "
         "data.num_classes=3"
     )
+    one = tmp_path / "one"
+    (one / "cat").mkdir(parents=True)  # one class: no fix of data.num_classes could make it train
+    assert refusal(*where, f"data.root={one}").startswith(
+        f"data.root={one} holds 1 class folders; put each class's images in a folder of its own"
+    )
     assert refusal(*folder, "data.test_size=21") == (
         f"data.test_size=21 and data.val_size=3 leave no training images of the 24 in {root}; "
         "lower them"

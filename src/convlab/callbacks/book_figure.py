@@ -24,10 +24,13 @@ FIGURE = "book_figure.png"
 
 class BookFigure(L.Callback):
     """Evaluates the test set each epoch when there is no validation split, and draws the book's
-    figure from the run's per-epoch history into ``out_dir`` when fitting ends (rank 0)."""
+    figure from the run's per-epoch history into the run directory when fitting ends (rank 0).
 
-    def __init__(self, out_dir: str):
-        self.out_dir = Path(out_dir)
+    The directory is the run's claimed one, given by ``convlab.train`` (``out_dir``), never a
+    config value: a config key would be a place to write that a run directory could choose."""
+
+    def __init__(self):
+        self.out_dir: Path | None = None
 
     @staticmethod
     def on_test_set(trainer: L.Trainer) -> bool:
@@ -54,7 +57,9 @@ class BookFigure(L.Callback):
         from convlab.callbacks.history import History
 
         history = next((c for c in trainer.callbacks if isinstance(c, History)), None)
-        if not trainer.is_global_zero or history is None or not history.epochs:
+        if not trainer.is_global_zero or self.out_dir is None or history is None:
+            return
+        if not history.epochs:
             return
         held_out = HELD_OUT if self.on_test_set(trainer) else "val"
         figure = draw(history.epochs, held_out)

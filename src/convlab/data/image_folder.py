@@ -73,10 +73,10 @@ class ImageFolderDataModule(TensorDataModule):
         self.folders = sorted(
             p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
         )
-        if not self.folders:
+        if len(self.folders) < 2:  # a classifier needs two classes to tell apart
             raise ConvlabError(
-                f"data.root={root} holds no folders; put each class's images in a folder of its "
-                "own, named after the class"
+                f"data.root={root} holds {len(self.folders)} class folders; put each class's "
+                "images in a folder of its own, named after the class, at least two classes"
             )
         self.check_num_classes(f"the folders in {root}")
 
