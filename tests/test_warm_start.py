@@ -143,6 +143,14 @@ def test_the_cli_refuses_a_missing_checkpoint_and_one_the_network_contradicts(fi
     with pytest.raises(ConvlabError, match=r"model.pool \('max' here, 'avg' in the checkpoint\)"):
         run(overrides=[*TINY, *pool, f"hydra.run.dir={run_dir}"])
     assert not run_dir.exists()
+    # a run's directory, or a file that is no checkpoint: each named for what it is
+    with pytest.raises(ConvlabError, match="is a directory; give a checkpoint file in it"):
+        run(overrides=[*TINY, f"init_from={finished}", f"hydra.run.dir={run_dir}"])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(ConvlabError, match="notes.txt is not a PyTorch checkpoint"):
+        run(overrides=[*TINY, f"init_from={text}", f"hydra.run.dir={run_dir}"])
+    assert not run_dir.exists()
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def load_checkpoint(path: str | Path) -> dict:
     """torch.load with weights_only=True: a checkpoint carrying pickled objects is refused unrun."""
     path = Path(path)
+    if path.is_dir():
+        raise ConvlabError(f"{path} is a directory; give a checkpoint file in it, e.g. last.ckpt")
     if not path.is_file():
         raise ConvlabError(f"checkpoint {path} does not exist; check the path")
     try:
@@ -95,7 +97,8 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
     except (RuntimeError, EOFError, KeyError, ValueError, IndexError, OSError) as e:
         raise ConvlabError(
-            f"{path} is not a readable checkpoint ({type(e).__name__}); is it truncated?"
+            f"{path} is not a readable checkpoint ({type(e).__name__}): a checkpoint cut short, "
+            "or not a checkpoint at all; check the path"
         ) from None
     if not isinstance(ckpt, dict):
         raise ConvlabError(f"{path} is not a Lightning checkpoint (no state dict); check the path")
