@@ -42,14 +42,16 @@ class BookFigure(L.Callback):
             return
         was_training = pl_module.training
         pl_module.eval()
-        loss_sum, correct, seen = 0.0, 0, 0
+        # summed on the device and read once: an .item() per batch would wait for the GPU each time
+        totals, seen = torch.zeros(2, device=pl_module.device), 0  # (loss sum, correct)
         for images, labels in trainer.datamodule.test_dataloader():
             images, labels = images.to(pl_module.device), labels.to(pl_module.device)
             logits = pl_module(images)
-            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-            correct += (logits.argmax(1) == labels).sum().item()
+            totals[0] += F.cross_entropy(logits.float(), labels, reduction="sum")
+            totals[1] += (logits.argmax(1) == labels).sum()
             seen += len(labels)
         pl_module.train(was_training)
+        loss_sum, correct = totals.tolist()
         pl_module.log(f"{HELD_OUT}/loss", loss_sum / seen, on_epoch=True)
         pl_module.log(f"{HELD_OUT}/acc", correct / seen, on_epoch=True)
 
