@@ -262,7 +262,8 @@ text = "\n".join([
     "",
 ])
 (out / "summary.md").write_text(text)
-results = {"status": rows, "runs": records, "bench": bench, "gpu": gpu, "commit": commit}
+results = {"status": rows, "runs": records, "bench": bench, "gpu": gpu, "commit": commit,
+           "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "dry_run": dry}
 (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
 print(text)
 EOF

@@ -93,6 +93,20 @@ def test_bench_gpu_names_an_unknown_feature(bench):
 
 
 @pytest.mark.slow
+def test_bench_epoch_times_train_py_epochs_against_a_plain_loop(bench, tmp_path, capsys):
+    """Both sides in their own processes, train.py as a user runs it plus the epoch stamps."""
+    saved = tmp_path / "epoch.json"
+    rows = bench("bench_epoch").main(
+        ["--epochs", "2", "--repeats", "1", "--overrides", "data=synthetic", "threads=1"]
+        + ["--json", str(saved)]
+    )
+    check_table(capsys.readouterr().out, rows)
+    (row,) = rows
+    assert row["variant"] == "as run" and row["trainpy_epoch_s"] > 0 and row["plain_epoch_s"] > 0
+    assert json.loads(saved.read_text())["rows"] == rows
+
+
+@pytest.mark.slow
 def test_bench_tta_times_train_py_and_reads_its_accuracy(bench, tmp_path, capsys):
     rows = bench("bench_tta").main(
         ["--seeds", "0", "--out", str(tmp_path), "--overrides", *TINY, "threads=1"]

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,13 @@ def test_dry_run_runs_every_step(tmp_path: Path):
 
     results = json.loads((out / "results.json").read_text())
     assert all("test/acc" in results["runs"][name]["metrics"] for name in [*TRAINING, "ddp"])
+    # the results page takes GPU rows from it, never a dry run's
+    store = tmp_path / "results.json"
+    page = [sys.executable, "scripts/results.py", "--gpu", str(out), "--store", str(store)]
+    refused = subprocess.run([*page, "--pages"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.endswith("holds a --dry-run (tiny, synthetic data): no figure to keep\n")
+    assert not store.exists()
 
     summary = (out / "summary.md").read_text()
     for name in [*TRAINING, "ddp"]:  # each training run's row ends in a test accuracy

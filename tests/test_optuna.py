@@ -172,7 +172,7 @@ def test_a_pruned_job_records_itself_pruned(pruned_search):
         # the lr is sampled on a log scale: a log10 column beside it spreads it out in HPARAMS
         lr = shown["optimizer.lr"].number_value
         assert shown["log10(optimizer.lr)"].number_value == pytest.approx(math.log10(lr))
-        (final,) = hparams.Scalars("hp/val_acc")
+        (final,) = hparams.Scalars("val/best_acc")
         assert final.value == pytest.approx(record.metrics["val/acc"])
 
 

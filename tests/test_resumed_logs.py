@@ -107,7 +107,7 @@ def mlflow_wandb(tmp_path_factory) -> dict:
 
 def test_tensorboard_shows_each_step_once_as_an_uninterrupted_run_does(tensorboard_csv):
     left = tensorboard_csv["left"]["scalars"]
-    assert max(step for step, _ in left["lr-AdamW"]) >= CHECKPOINT_STEP  # logged past it
+    assert max(step for step, _ in left["train/lr"]) >= CHECKPOINT_STEP  # logged past it
     scalars, pictures = events(tensorboard_csv["resumed"])
     reference_scalars, reference_pictures = events(tensorboard_csv["reference"])
     assert scalars.keys() == reference_scalars.keys()
@@ -116,8 +116,8 @@ def test_tensorboard_shows_each_step_once_as_an_uninterrupted_run_does(tensorboa
     for tag, points in scalars.items():
         assert points == pytest.approx(reference_scalars[tag]), tag
     every_step = list(range(6))  # two epochs of 3 steps
-    assert [step for step, _ in scalars["lr-AdamW"]] == every_step
-    assert python_loader_steps(tensorboard_csv["resumed"], "lr-AdamW") == every_step
+    assert [step for step, _ in scalars["train/lr"]] == every_step
+    assert python_loader_steps(tensorboard_csv["resumed"], "train/lr") == every_step
     # the pictures of epoch 0's validation are at the checkpoint's own step: kept, and once
     assert pictures == reference_pictures
     assert pictures["val/1_predictions"] == [CHECKPOINT_STEP, 2 * CHECKPOINT_STEP]

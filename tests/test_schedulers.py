@@ -133,7 +133,7 @@ def logged_rates(run_dir: Path) -> list[float]:
     """The learning rate of each step as TensorBoard shows it (LearningRateMonitor's)."""
     accumulator = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
     accumulator.Reload()
-    points = accumulator.Scalars("lr-AdamW")
+    points = accumulator.Scalars("train/lr")
     assert [p.step for p in points] == list(range(N))  # every step, once
     return [p.value for p in points]
 

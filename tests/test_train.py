@@ -117,8 +117,8 @@ def test_hparams_tab_gets_config_and_final_metrics(run_dir):
         acc = EventAccumulator(str(events))
         acc.Reload()
         tags |= set(acc.Tags()["scalars"])
-        if "hp/test_acc" in acc.Tags()["scalars"]:
-            logged = acc.Scalars("hp/test_acc")[-1].value
+        if "test/acc" in acc.Tags()["scalars"]:
+            logged = acc.Scalars("test/acc")[-1].value
         with contextlib.suppress(KeyError):  # only the file written at the end holds HPARAMS
             hparams |= acc.PluginTagToContent("hparams")
     info = HParamsPluginData.FromString(hparams["_hparams_/session_start_info"])
@@ -126,7 +126,7 @@ def test_hparams_tab_gets_config_and_final_metrics(run_dir):
     assert {"data", "model", "optimizer.lr"} <= columns
     assert not any("callbacks" in c for c in columns)
     assert info.session_start_info.hparams["data"].string_value == "synthetic"
-    assert {"val/acc", "train/loss", "train/acc", "hp/test_acc", "hp/val_acc"} <= tags
+    assert {"val/acc", "train/loss", "train/acc", "test/acc", "val/best_acc"} <= tags
     assert "epoch" not in tags  # Lightning's own: it sorted first and became a metric column
     assert logged == pytest.approx(record.metrics["test/acc"])
 

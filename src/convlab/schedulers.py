@@ -47,6 +47,9 @@ STEP_KEYS = ("interval", "frequency", "monitor", "mode")  # scheduler_step's, ea
 STEPPED_EVERY_BATCH = {"interval": "step", "frequency": 1, "monitor": None, "mode": None}
 
 
+LEARNING_RATE = "train/lr"  # the chart of the scheduled learning rate
+
+
 def with_stepping(saved: dict) -> dict:
     """A checkpoint's config with its scheduler's stepping, which configs from before
     scheduler_step leave out: their runs resume, compared with today's keys."""
@@ -143,6 +146,7 @@ def lightning_config(scheduler: LRScheduler | ReduceLROnPlateau, step: dict) -> 
         "interval": step["interval"],
         "frequency": step["frequency"],
         "monitor": step["monitor"],
+        "name": LEARNING_RATE,  # TensorBoard's train group, not a group of its own (lr-AdamW)
     }
 
 

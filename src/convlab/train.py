@@ -12,7 +12,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+)
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -134,6 +139,8 @@ def _trainer(cfg: DictConfig, run_dir: RunDir, last: Path | None) -> L.Trainer:
     if not cfg.trainer.get("enable_model_summary", True):
         callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
     loggers = _instantiate_all(cfg.get("logger"))
+    if not loggers:  # `~logger`: the learning-rate chart has nowhere to go; Lightning refuses it
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if run_dir.resuming:  # the stopped process's logs go on, each step once
         continue_logs(loggers, _first_step(last))
     trainer = instantiate(
@@ -378,16 +385,17 @@ def _test(trainer: L.Trainer, classifier, datamodule, cfg: DictConfig, tested: T
     return metrics
 
 
-def log_hparams(logger: TensorBoardLogger, shown: dict, final: dict) -> None:
+def log_hparams(logger: TensorBoardLogger, shown: dict, columns: dict, new: dict) -> None:
     """One run's row of TensorBoard's HPARAMS tab, without a per-run "experiment" summary (which
     Lightning's log_hyperparams writes): given one, TensorBoard takes its columns from the first
     run it finds, sorted by name; without, it builds them from all runs and puts the keys that
-    differ between the runs (a sweep's swept keys) first."""
-    _, session_start, session_end = hparams_summaries(shown, final)
+    differ between the runs (a sweep's swept keys) first. ``columns`` are the metrics shown,
+    ``new`` those of them not logged yet."""
+    _, session_start, session_end = hparams_summaries(shown, columns)
     writer = logger.experiment._get_file_writer()
     writer.add_summary(session_start)
     writer.add_summary(session_end)
-    logger.log_metrics(final, step=0)
+    logger.log_metrics(new, step=0)
     logger.save()
 
 
@@ -463,13 +471,16 @@ def _finish(trainer: L.Trainer, cfg: DictConfig, run: RunDir, record: RunRecord)
     where everything is."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     shown = hyperparameters(cfg, record.overrides, dict(choices), swept_keys(), log_scaled_keys())
-    final = {f"hp/{k.replace('/', '_')}": v for k, v in record.metrics.items()}
+    # HPARAMS' metric columns: the test metrics as the test logged them, and the selected epoch's
+    # validation metrics under tags of their own (val/acc's last point is the last epoch's)
+    selected = {k.replace("val/", "val/best_", 1): v for k, v in record.metrics.items()}
+    new = {k: v for k, v in selected.items() if k not in record.metrics}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            log_hparams(logger, shown, final)
+            log_hparams(logger, shown, selected, new)
         elif isinstance(logger, MLFlowLogger | WandbLogger):
             logger.log_hyperparams(shown)
-            logger.log_metrics(final)
+            logger.log_metrics(new)
     finish(trainer.loggers)  # W&B writes its last files now, not after metrics.json exists
     run.write(METRICS, record.to_text())  # last: metrics.json marks the run finished
     run_dir = run.path

@@ -59,7 +59,8 @@ def _written(cfg: DictConfig) -> dict[str, Path]:
     """Each written setting of a composed config and the place it names."""
     found = {}
     for section in ("paths", "trainer", "callbacks", "logger"):
-        tree = OmegaConf.to_container(cfg.get(section) or {}, resolve=True)
+        # a deselected group (`~logger`, `logger=[]`) is absent or an empty config
+        tree = OmegaConf.to_container(cfg[section], resolve=True) if cfg.get(section) else {}
         for key, value in _flat(tree, f"{section}."):
             if WRITTEN.fullmatch(key) and (path := local_path(value)):
                 found[key] = path

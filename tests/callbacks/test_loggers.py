@@ -18,8 +18,9 @@ from torch.utils.tensorboard._utils import figure_to_image
 
 from convlab.callbacks.loggers import as_image, finish, picture_sinks, wandb_logger
 from convlab.config import compose_run
+from convlab.record import RunRecord
 from convlab.train import run
-from tests.helpers import TINY, offline_loggers
+from tests.helpers import TINY, cli, offline_loggers
 
 # one epoch of 3 steps, the pictures after its validation and after testing, both at step 3
 PICTURES = [o for o in TINY if not o.startswith("callbacks.dashboards")] + [
@@ -199,3 +200,15 @@ def test_figures_reach_every_logger_with_the_pixels_tensorboard_draws(tmp_path):
 
     assert np.array_equal(as_image(drawn()).numpy(), figure_to_image(drawn()))
     assert picture_sinks([CSVLogger(tmp_path)]) == []  # no images there: nothing is drawn
+
+
+@pytest.mark.parametrize("off", ["~logger", "logger=[]"])
+def test_a_run_without_any_logger_trains_and_keeps_its_record(tmp_path, off):
+    """No logger: the learning-rate monitor, which Lightning refuses without one, is dropped, and
+    the record and checkpoints are written as ever."""
+    out = cli(*TINY, off, f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 0, out.stderr
+    assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
+    assert RunRecord.read(tmp_path / "run" / "metrics.json").status == "finished"
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert "tensorboard --logdir" not in out.stdout

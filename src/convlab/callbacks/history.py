@@ -3,11 +3,12 @@
 import lightning as L
 
 from convlab.callbacks.book_figure import HELD_OUT
+from convlab.schedulers import LEARNING_RATE
 
 
 class History(L.Callback):
     """Records the epoch-level train/, val/ and held_out/ (the book's per-epoch test) metrics at
-    the end of every training epoch."""
+    the end of every training epoch; not the learning rate, a per-step chart."""
 
     def __init__(self):
         self.epochs: list[dict[str, float]] = []
@@ -16,7 +17,7 @@ class History(L.Callback):
         row = {
             k: float(v)
             for k, v in trainer.callback_metrics.items()
-            if k.startswith(("train/", "val/", f"{HELD_OUT}/"))
+            if k.startswith(("train/", "val/", f"{HELD_OUT}/")) and k != LEARNING_RATE
         }
         self.epochs.append({"epoch": trainer.current_epoch, **row})
 
