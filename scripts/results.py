@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from convlab.safe_files import write_bytes, write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "results.json"
 PAGES = (ROOT / "docs" / "results.md", ROOT / "README.md")
@@ -193,8 +195,8 @@ def measure(name: str, row: Row) -> dict:
                 for r in csv.DictReader((work / "comparison.csv").open())
             ]
             if row.table == "ablation_adamw":
-                (ROOT / "docs" / "ablation_val_acc.png").write_bytes(
-                    (work / "val_acc.png").read_bytes()
+                write_bytes(
+                    ROOT / "docs", "ablation_val_acc.png", (work / "val_acc.png").read_bytes()
                 )
             cpu = None
         else:
@@ -497,10 +499,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write(path: Path, text: str) -> None:
-    """Whole or not at all: a page is never left half written."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
+    """Whole or not at all, and never through a link: convlab's own atomic write."""
+    write_text(path.parent, path.name, text)
 
 
 if __name__ == "__main__":
