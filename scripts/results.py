@@ -146,7 +146,7 @@ ROWS = {
     "alexnet_cpu": recipe("AlexNet", 21, "experiment=alexnet_cpu", goal=0.9),
     "vgg_cpu": recipe("VGG (small)", 27, "experiment=vgg_cpu", goal=0.922),
     "resnet18_cpu": recipe("ResNet-18", 27, "experiment=resnet18_cpu", goal=0.927),
-    "nin_cpu": recipe("NiN", 32, "experiment=nin_cpu", goal=0.9),
+    "nin_cpu": recipe("NiN", 21, "experiment=nin_cpu", goal=0.9),
     "resnet18_book": recipe(
         "ResNet-18, the book's run (bf16, channels_last)",
         74,

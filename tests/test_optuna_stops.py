@@ -3,15 +3,17 @@ rerun with its parameters when the study continues; a study this search would mi
 direction or metric, a changed search space, a queued value outside it) is refused in one line
 before it gets a RUNNING trial."""
 
+import hashlib
 import shlex
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from convlab.record import RunRecord
-from tests.helpers import cli, one_line_error
+from tests.helpers import TINY, cli, one_line_error
 from tests.test_optuna import SEARCH, db, trial_dirs, trials
 
 optuna = pytest.importorskip("optuna")
@@ -55,6 +57,54 @@ def test_an_interrupted_trial_is_rerun_by_the_command_the_search_prints(tmp_path
     assert results.trials == {"complete": 3, "fail": 1} and results.retried == 1
     record = RunRecord.read(sweep / f"trial_{best.number}" / "metrics.json")
     assert record.metrics["val/acc"] == pytest.approx(best.value)
+
+
+def files(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_a_rerun_continues_the_interrupted_trials_checkpoint_to_an_uninterrupted_trials_numbers(
+    tmp_path,
+):
+    url, sweep = db(tmp_path), tmp_path / "sweep"
+    stopped = cli(
+        *SEARCH,
+        "trainer.max_epochs=2",
+        f"hydra.sweeper.storage={url}",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweeper.n_trials=1",
+        "+callbacks.stop._target_=tests.helpers.SignalAt",
+        "+callbacks.stop.step=4",  # in the second epoch: the first one's checkpoint is written
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    before = files(sweep / "trial_0")
+
+    again = cli(*continue_command(stopped.stderr))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"continues the interrupted trial in {sweep / 'trial_0'}" in again.stdout
+    interrupted, rerun = trials(url)
+    assert (interrupted.state, rerun.state) == (State.FAIL, State.COMPLETE)
+    # the pruner sees the whole curve: the interrupted trial's first epoch, then the rerun's
+    assert sorted(rerun.intermediate_values) == [0, 1]
+    assert rerun.intermediate_values[0] == interrupted.intermediate_values[0]
+
+    # the trial as if never stopped: one run of its parameters
+    params = [f"{key}={value}" for key, value in rerun.params.items()]
+    single = cli(
+        *TINY, "model=lenet", "trainer.max_epochs=2", *params, f"hydra.run.dir={tmp_path}/one"
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    continued = RunRecord.read(sweep / "trial_1" / "metrics.json")
+    uninterrupted = RunRecord.read(tmp_path / "one" / "metrics.json")
+    assert continued.history == uninterrupted.history
+    assert continued.metrics == uninterrupted.metrics
+    assert rerun.value == uninterrupted.metrics["val/acc"]
+    assert files(sweep / "trial_0") == before  # the interrupted trial's files were only read
 
 
 @pytest.mark.slow

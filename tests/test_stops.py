@@ -22,6 +22,7 @@ from convlab.train import run
 from tests.helpers import (
     KILL,
     KILLED,
+    ROOT,
     STOP,
     TINY,
     cli,
@@ -259,3 +260,36 @@ def test_a_file_size_limit_stops_the_run_in_one_line_and_it_continues_without(ki
     resumed = cli(*printed_command(out.stderr))
     assert resumed.returncode == 0, resumed.stderr
     assert RunRecord.read(killed_copy / "metrics.json").epochs_run == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "launch",
+    [
+        ["torchrun", "--standalone", "--nproc_per_node=2"],
+        # tests/fake_slurm/srun starts the tasks on this machine with srun's variables
+        ["srun", "--nodes=1", "--ntasks-per-node=2", "python"],
+    ],
+    ids=["torchrun", "srun"],
+)
+def test_a_multi_process_launch_prints_its_launch_command_which_ends_the_run(tmp_path, launch):
+    run_dir = tmp_path / "run"
+    start = [*launch, "train.py"]
+    overrides = [*KILLED, "trainer=ddp_cpu", f"hydra.run.dir={run_dir}", STOP]
+    path = f"{ROOT / 'tests' / 'fake_slurm'}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PATH": path}
+    options = dict(cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # stopped in the second epoch, on every rank
+    stopped = subprocess.run([*start, *overrides, "+callbacks.stop.step=4"], **options)
+    assert stopped.returncode != 0 and last_epoch(run_dir) == 0, stopped.stderr[-3000:]
+    line = next(line for line in stopped.stderr.splitlines() if "continue with: " in line)
+    command = line.split("continue with: ", 1)[1]
+    # every rank starts again: `python train.py resume=...` would start one, which is refused
+    assert command.startswith(f"{shlex.join(start)} resume={run_dir} "), command
+    assert json.loads((run_dir / "failure.json").read_text())["resume"] == command
+
+    again = subprocess.run(shlex.split(command), **options)
+    assert again.returncode == 0, again.stderr[-3000:]
+    record = RunRecord.read(run_dir / "metrics.json")
+    assert [row["epoch"] for row in record.history] == [0, 1]
+    assert not (run_dir / "failure.json").exists()

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from convlab import safe_files
 from convlab.errors import ConvlabError
+from convlab.launch import command_start
 
 LOCK = ".lock"
 HYDRA_DIR = ".hydra"
@@ -136,10 +137,13 @@ def paste_override(key: str, path: Path | str) -> str:
 
 
 def resume_command(run_dir: Path, repeat: list[str] = ()) -> str:
-    """The command that continues a run; ``repeat`` are the run's overrides that resume never
-    takes from a record (those naming code or a path: convlab.resume), so they are given again."""
+    """The command that continues a run, started as this process was (by torchrun or srun for a
+    run of several processes: convlab.launch); ``repeat`` are the run's overrides that resume
+    never takes from a record (those naming code or a path: convlab.resume), so they are given
+    again."""
     given = [shlex.quote(o) for o in repeat]  # as typed: Hydra parses them again the same way
-    return " ".join(["python train.py", paste_override("resume", run_dir), *given])
+    start = f"{command_start()} train.py"
+    return " ".join([start, paste_override("resume", run_dir), *given])
 
 
 class RunDir:

@@ -52,6 +52,7 @@ from convlab.runlog import run_log, say
 from convlab.safe_files import no_room
 from convlab.signals import Interrupted, interruptible
 from convlab.sweep import log_scaled_keys, swept_keys
+from convlab.trial_rerun import continued_trial, copy_checkpoints
 from convlab.validate import validate
 from convlab.warm_start import WarmStart
 from convlab.write_paths import check_written_paths
@@ -195,9 +196,10 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
     output = Path(cfg.paths.output_dir).resolve()
     if cfg.resume and Path(cfg.resume).resolve() == output.parent and is_finished(output):
         return _kept(output)  # a continued sweep's finished job
+    rerun = continued_trial(cfg, output)  # a search's rerun of an interrupted trial: its dir
     run_dir = RunDir(
         output,
-        resuming=bool(cfg.resume) or _requeued(output),
+        resuming=bool(cfg.resume) or _requeued(output) or rerun is not None,
         sweep_dir=_sweep_dir(),
         claim_timeout=cfg.claim_timeout,
         repeat=needs_repeating(_overrides()),
@@ -209,6 +211,8 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
             run_dir.write_hydra_dir(
                 cfg, HydraConfig.get() if HydraConfig.initialized() else None, _overrides()
             )
+            if rerun is not None and run_dir.fresh:
+                copy_checkpoints(rerun, run_dir.path)
             record = _run(cfg, run_dir)
             run_dir.clear_failure()
         return record
@@ -221,7 +225,7 @@ def run(cfg: DictConfig | None = None, overrides: list[str] | tuple[str, ...] = 
         if full := no_room(e):
             raise _no_room(full, run_dir) from None
         mistake = isinstance(e, ConvlabError)  # the same command would fail the same way
-        if mistake and run_dir.resuming and not run_dir.training:
+        if mistake and run_dir.resuming and not (run_dir.training or run_dir.fresh):
             raise  # a refused resume leaves the run's record as it was
         if _multirun() or not run_dir.remove_if_empty_run():
             error = str(e) if mistake else f"{type(e).__name__}: {e}"

@@ -69,6 +69,21 @@ def test_nin_at_224():
     ]
 
 
+def test_nin_with_a_small_stem_keeps_a_28_pixel_image_s_detail():
+    # a 3x3 stride-1 stem: the first block sees 28x28 (the book's stem at 68 px leaves 15x15)
+    net = NiN(channels=(64, 128, 256), stem=(3, 1, 1))
+    assert [shape for _, shape in layer_shapes(net, (1, 1, 28, 28))][:7] == [
+        (1, 64, 28, 28),
+        (1, 64, 13, 13),
+        (1, 128, 13, 13),
+        (1, 128, 6, 6),
+        (1, 256, 6, 6),
+        (1, 256, 2, 2),
+        (1, 256, 2, 2),
+    ]
+    assert NiN.min_input_size(stem=(3, 1, 1)) == 15  # the three pools still need 15 pixels
+
+
 def test_small_cnn_matches_the_keras_summary():
     # the notes' Keras summary in NCHW; Keras folds each ReLU into its layer, so leave them out
     shapes = [(n, s) for n, s in layer_shapes(SmallCNN(), (1, 1, 28, 28)) if n != "ReLU"]

@@ -29,15 +29,16 @@ class Pruned(Exception):
         return type(self), (self.epoch, self.monitor, self.value)
 
 
-def _trial():
-    """The Optuna trial this job runs, or None outside a convlab_optuna sweep."""
+def search_trial(why_none: str | None = None):
+    """The Optuna trial this job runs, or None outside a convlab_optuna sweep and for an
+    in-memory study's job in another process (which ``why_none`` then tells the user)."""
     if not HydraConfig.initialized() or HydraConfig.get().sweeper.get("_target_") != SWEEPER:
         return None
     from hydra_plugins.convlab_optuna_sweeper._impl import job_trial
 
     trial = job_trial(HydraConfig.get())
-    if trial is None:
-        log.warning("no pruning: an in-memory study is out of reach of a job in another process")
+    if trial is None and why_none:
+        log.warning(f"{why_none}: an in-memory study is out of reach of a job in another process")
     return trial
 
 
@@ -54,8 +55,19 @@ class OptunaPruning(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        self.trial = _trial() if trainer.is_global_zero else None
+        self.trial = search_trial("no pruning") if trainer.is_global_zero else None
         self.active = trainer.strategy.broadcast(self.trial is not None)  # rank 0 decides
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A rerun that continues an interrupted trial's checkpoint (convlab.trial_rerun) reports
+        that trial's earlier epochs again: the pruner compares whole curves."""
+        if not (self.active and trainer.is_global_zero and trainer.ckpt_path):
+            return
+        from hydra_plugins.convlab_optuna_sweeper._impl import rerun_reports
+
+        for step, value in sorted(rerun_reports(self.trial).items()):
+            if step < trainer.current_epoch:  # the epochs its checkpoint holds
+                self.trial.report(value, step=step)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.active or trainer.sanity_checking:

@@ -27,13 +27,17 @@ class NiN(nn.Module):
         in_channels: int = 1,
         num_classes: int = 10,
         channels: tuple[int, int, int] = (96, 256, 384),
+        stem: tuple[int, int, int] = (11, 4, 0),
         dropout: float = 0.5,
         xavier_init: bool = True,
     ):
         super().__init__()
         c1, c2, c3 = channels
+        # the first conv's (kernel, stride, padding): the book's 11x11 stride 4 is for 224 px;
+        # a small input keeps its detail with a small stride-1 stem instead
+        kernel, stride, padding = stem
         self.net = nn.Sequential(
-            nin_block(in_channels, c1, 11, 4, 0), nn.MaxPool2d(3, stride=2),
+            nin_block(in_channels, c1, kernel, stride, padding), nn.MaxPool2d(3, stride=2),
             nin_block(c1, c2, 5, 1, 2), nn.MaxPool2d(3, stride=2),
             nin_block(c2, c3, 3, 1, 1), nn.MaxPool2d(3, stride=2),
             nn.Dropout(dropout),
@@ -50,8 +54,8 @@ class NiN(nn.Module):
 
     @classmethod
     def min_input_size(cls, **config) -> int:
-        """The smallest data.resize (each side) these constructor arguments take: 67, where the
-        unpadded 11x11 stride-4 conv and the three pools leave one pixel."""
+        """The smallest data.resize (each side) these constructor arguments take: 67 for the book's
+        stem, where the unpadded 11x11 stride-4 conv and the three pools leave one pixel."""
         with torch.device("meta"):  # the layers' geometry only: no weights allocated
             return cls(**{**config, "xavier_init": False})._min_side
 

@@ -4,7 +4,8 @@ A trial's number is its ticket: the storage numbers a study's trials once, in or
 processes and restarts, so a process runs a trial only if fewer than n_trials places are held by
 the trials numbered below it, and the job runs as Hydra job number ``trial.number`` (its
 directory, e.g. ``trial_7``, is never reused). A trial that never ended (a signal stopped it, or
-its process was killed) is retried: a new trial with its parameters takes its place.
+its process was killed) is retried: a new trial with its parameters takes its place, and its job
+continues the stopped trial's training from its last checkpoint (convlab.trial_rerun).
 """
 
 import inspect
@@ -105,6 +106,24 @@ def retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a rerun of a trial that never ended (interrupted, or stale: its process was killed):
     the next trial asked takes its parameters and its place of n_trials."""
     study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+
+
+def rerun_of(trial: Trial) -> int | None:
+    """The number of the trial that ``trial`` reruns, or None: the storage's value, a count."""
+    old = trial.user_attrs.get(RETRY_OF)
+    if isinstance(old, int) and not isinstance(old, bool) and 0 <= old < trial.number:
+        return old
+    return None
+
+
+def rerun_reports(trial: Trial) -> dict[int, float]:
+    """What the trial that ``trial`` reruns reported, by step (epoch); empty for no rerun."""
+    old = rerun_of(trial)
+    if old is None:
+        return {}
+    storage, study_id = trial.storage, trial.study._study_id
+    found = storage.get_trial_id_from_study_id_trial_number(study_id, old)
+    return storage.get_trial(found).intermediate_values
 
 
 def holders(trials: list[FrozenTrial]) -> list[FrozenTrial]:
