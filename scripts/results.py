@@ -185,6 +185,7 @@ def measure(name: str, row: Row) -> dict:
         work = Path(scratch)
         commands = row.command(work)
         load_before, started, start = os.getloadavg()[0], time.perf_counter(), datetime.now(UTC)
+        code = measured_code()  # at the start: the code the commands run is the code now
         for command in commands:
             print("results:", shlex.join(command), flush=True)  # the bench shows its own progress
             if subprocess.run(command, cwd=ROOT).returncode:
@@ -206,7 +207,7 @@ def measure(name: str, row: Row) -> dict:
     return {
         "commands": [f"python {c}" for c in shown],
         "figures": figures,
-        "commit": measured_code(),
+        "commit": code,
         "date": f"{start:%Y-%m-%d %H:%M} UTC",
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "cpu": cpu or cpu_model(),

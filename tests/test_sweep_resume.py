@@ -3,6 +3,7 @@ sweep's job, a whole sweep, a run stopped before its first checkpoint; and a swe
 another sweep's jobs as its own."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,30 @@ def test_a_sweep_whose_jobs_were_all_refused_fails(tmp_path):
     )
     assert out.returncode == 1, out.stderr
     assert "2 job(s) of the sweep were refused" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_submitit_job_requeued_before_its_time_limit_continues_its_own_directory(tmp_path):
+    """submitit answers its warning signal (SIGUSR2) by saving Hydra's job and requeueing it; its
+    local executor starts the task again, as SLURM would, and the run continues in place."""
+    sweep = tmp_path / "sweep"
+    out = cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "seed=0",
+        *KILLED,
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+        STOP,
+        "+callbacks.stop.step=4",  # in the second epoch: the first one's checkpoint is written
+        f"+callbacks.stop.signum={int(signal.SIGUSR2)}",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "Requeued job" in logs  # the task was stopped and started again
+    (job,) = [p.parent for p in sweep.glob("*/metrics.json")]
+    assert [row["epoch"] for row in RunRecord.read(job / "metrics.json").history] == [0, 1]
+    assert not (job / "failure.json").exists()
 
 
 def test_a_requeued_cluster_job_continues_its_own_directory(killed_copy):

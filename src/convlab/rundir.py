@@ -41,10 +41,12 @@ _PLAIN_PATH = re.compile(r"[\w./+-]+")
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "NODE_RANK",
                    "GROUP_RANK")  # fmt: skip
 _WORLD_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS", "JSM_NAMESPACE_SIZE")
+# submitit's local executor's job id: the same for a job's tasks and for a requeued job's restart
+SUBMITIT_LOCAL_JOB = "SUBMITIT_LOCAL_JOB_ID"
 # what names one launch on every rank alike; rank 0 writes it into the lock file once it holds
 # the directory. Ranks that Lightning starts itself inherit CLAIM_TOKEN from rank 0 instead.
 _LAUNCH_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "SLURM_STEP_ID", "MASTER_ADDR",
-                     "MASTER_PORT")  # fmt: skip
+                     "MASTER_PORT", SUBMITIT_LOCAL_JOB)  # fmt: skip
 CLAIM_TOKEN = "CONVLAB_CLAIM_TOKEN"
 
 
@@ -71,6 +73,27 @@ def _launch_token() -> str | None:
     """This launch's name as every rank sees it, or None outside a distributed launcher."""
     values = [f"{name}={os.environ[name]}" for name in _LAUNCH_VARIABLES if os.environ.get(name)]
     return ";".join(values) or None
+
+
+def lock_tokens(run_dir: Path) -> set[str]:
+    """What the process that last claimed the directory wrote into its lock file (its claim's
+    token, its launch's), never read through a link."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return set()
+    try:
+        return set(os.read(fd, 4096).decode(errors="replace").split())
+    finally:
+        os.close(fd)
+
+
+def claimed_by_this_local_job(run_dir: Path) -> bool:
+    """The directory was last claimed by this very submitit local job: its task was requeued
+    (submitit's local executor starts it again, under the same job id, and counts no restart)."""
+    job = os.environ.get(SUBMITIT_LOCAL_JOB, "").strip()
+    mark = f"{SUBMITIT_LOCAL_JOB}={job}"
+    return bool(job) and any(mark in token.split(";") for token in lock_tokens(run_dir))
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -244,14 +267,7 @@ class RunDir:
         os.pwrite(self._lock_fd, text.encode(), 0)
 
     def _claim_tokens(self) -> set[str]:
-        try:
-            fd = os.open(self.path / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return set()
-        try:
-            return set(os.read(fd, 4096).decode(errors="replace").split())
-        finally:
-            os.close(fd)
+        return lock_tokens(self.path)
 
     def _join(self) -> "RunDir":
         """Another rank: wait until rank 0 of this launch holds the directory. It writes nothing,

@@ -2,10 +2,12 @@
 number), never a silent success or a crash.
 
 SIGTERM (SLURM's time limit, preemption), SIGINT (Ctrl+C), SIGHUP (a closed terminal), SIGQUIT
-and SIGUSR1 (submitit's warning before a time limit) raise ``Interrupted``. Lightning would answer
-SIGTERM by leaving the loop with a ``SystemExit`` of code 0 and SIGINT with ``exit(1)``; the
-others would end the process with no record. ``Interrupted`` is not an ``Exception``, so Hydra's
-multirun does not record it as one failed job and go on: the sweep stops.
+and SIGUSR1 (the warning before a time limit that Lightning's SLURM setup asks for) raise
+``Interrupted``. submitit's own warning (SIGUSR2, unless ``SUBMITIT_PREEMPT_SIGNAL`` names another)
+is left to submitit, which requeues the job: it then continues its directory in place. Lightning
+would answer SIGTERM by leaving the loop with a ``SystemExit`` of code 0 and SIGINT with
+``exit(1)``; the others would end the process with no record. ``Interrupted`` is not an
+``Exception``, so Hydra's multirun does not record it as one failed job and go on: the sweep stops.
 """
 
 import signal

@@ -47,7 +47,15 @@ from convlab.resume import (
     refuse_evaluation_on_resume,
     refuse_partial_checkpoints,
 )
-from convlab.rundir import METRICS, RunDir, holds_run, is_finished, paste_override, resume_command
+from convlab.rundir import (
+    METRICS,
+    RunDir,
+    claimed_by_this_local_job,
+    holds_run,
+    is_finished,
+    paste_override,
+    resume_command,
+)
 from convlab.runlog import run_log, say
 from convlab.safe_files import no_room
 from convlab.signals import Interrupted, interruptible
@@ -251,11 +259,11 @@ def _no_room(full: OSError, run_dir: RunDir) -> ConvlabError:
 
 def _requeued(output: Path) -> bool:
     """A cluster job started again in its own directory (SLURM's requeue, which submitit's
-    launcher asks for at its time limit): it continues the run it stopped, as resume= would."""
+    launcher asks for at its time limit; submitit's local executor's): it continues the run it
+    stopped, as resume= would."""
     restarts = os.environ.get("SLURM_RESTART_COUNT", "0").strip()
-    return (
-        restarts.isdigit() and int(restarts) > 0 and holds_run(output) and not is_finished(output)
-    )
+    again = (restarts.isdigit() and int(restarts) > 0) or claimed_by_this_local_job(output)
+    return again and holds_run(output) and not is_finished(output)
 
 
 def _kept(job_dir: Path) -> RunRecord:
