@@ -42,11 +42,11 @@ _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "
                    "GROUP_RANK")  # fmt: skip
 _WORLD_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS", "JSM_NAMESPACE_SIZE")
 # submitit's local executor's job id: the same for a job's tasks and for a requeued job's restart
-SUBMITIT_LOCAL_JOB = "SUBMITIT_LOCAL_JOB_ID"
+_SUBMITIT_LOCAL_JOB = "SUBMITIT_LOCAL_JOB_ID"
 # what names one launch on every rank alike; rank 0 writes it into the lock file once it holds
 # the directory. Ranks that Lightning starts itself inherit CLAIM_TOKEN from rank 0 instead.
 _LAUNCH_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "SLURM_STEP_ID", "MASTER_ADDR",
-                     "MASTER_PORT", SUBMITIT_LOCAL_JOB)  # fmt: skip
+                     "MASTER_PORT", _SUBMITIT_LOCAL_JOB)  # fmt: skip
 CLAIM_TOKEN = "CONVLAB_CLAIM_TOKEN"
 
 
@@ -91,8 +91,8 @@ def lock_tokens(run_dir: Path) -> set[str]:
 def claimed_by_this_local_job(run_dir: Path) -> bool:
     """The directory was last claimed by this very submitit local job: its task was requeued
     (submitit's local executor starts it again, under the same job id, and counts no restart)."""
-    job = os.environ.get(SUBMITIT_LOCAL_JOB, "").strip()
-    mark = f"{SUBMITIT_LOCAL_JOB}={job}"
+    job = os.environ.get(_SUBMITIT_LOCAL_JOB, "").strip()
+    mark = f"{_SUBMITIT_LOCAL_JOB}={job}"
     return bool(job) and any(mark in token.split(";") for token in lock_tokens(run_dir))
 
 
